@@ -1,0 +1,434 @@
+"""Clock-offset estimation: one small set of types owns the math.
+
+θ (``offset_ms``) is ``server_clock − client_clock``: the amount to add to a client timestamp.
+Every observation of a batch yields an interval that must contain θ:
+
+* send time ``u = t_recv − t_send``: the upload delay is ≥ 0, so θ ≤ u. Nothing bounds the
+  delay from above, so the lower side is an *assumption*, ``u − max_upload_delay_ms``.
+* causality ``c = t_recv − max(client times in the batch)``: every span ended before the batch
+  was received, so θ ≤ c; the lower side assumes ``max_batch_age_ms``.
+* round trip (RFC 5905 §8) ``t2 − t3 ≤ θ ≤ t1 − t0``: both sides are hard.
+* session history: earlier intervals of the same clock segment, widened by the worst drift
+  rate times the time since, intersected with the new one (Marzullo with one source).
+
+A new interval disjoint from the running one is a clock jump: the device slept, the user
+changed the clock, or NTP stepped. A jump starts a new segment; history never crosses it.
+
+The correction policy refuses to touch a clock that is within the measurement error: only
+an interval that lies wholly beyond ``±min_correction_ms`` proves the clock wrong. 25 ms is
+about one browser frame plus the jitter of a one-way upload; smaller shifts would move span
+times by less than what the page itself can observe, adding noise instead of removing it.
+
+Example:
+    >>> ev = BatchEvidence(received_at_ms=10_000.0, sent_at_ms=10_800.0, max_client_time_ms=10_700.0)
+    >>> est, state = estimate(ev, None, EstimatorConfig())
+    >>> est.method, est.applied, est.upper_ms
+    ('send_time', True, -800.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+__all__ = [
+    "BatchEvidence",
+    "ClockSync",
+    "EstimatorConfig",
+    "Method",
+    "OffsetInterval",
+    "SessionClock",
+    "SkewEstimate",
+    "estimate",
+    "sign_clock_reading",
+]
+
+
+class Method(StrEnum):
+    """The strongest evidence behind an interval, strongest first."""
+
+    NTP = "ntp"
+    SEND_TIME = "send_time"
+    CAUSALITY = "causality"
+    NONE = "none"
+
+    @property
+    def strength(self) -> int:
+        return _STRENGTH[self]
+
+
+_STRENGTH = {Method.NTP: 3, Method.SEND_TIME: 2, Method.CAUSALITY: 1, Method.NONE: 0}
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetInterval:
+    """A closed interval of θ in ms; ``None`` is unbounded on that side."""
+
+    lower_ms: float | None
+    upper_ms: float | None
+
+    @classmethod
+    def unbounded(cls) -> OffsetInterval:
+        return cls(None, None)
+
+    def contains(self, theta_ms: float) -> bool:
+        return (self.lower_ms is None or self.lower_ms <= theta_ms) and (
+            self.upper_ms is None or theta_ms <= self.upper_ms
+        )
+
+    @property
+    def width_ms(self) -> float:
+        if self.lower_ms is None or self.upper_ms is None:
+            return math.inf
+        return self.upper_ms - self.lower_ms
+
+    def widen(self, by_ms: float) -> OffsetInterval:
+        return OffsetInterval(
+            None if self.lower_ms is None else self.lower_ms - by_ms,
+            None if self.upper_ms is None else self.upper_ms + by_ms,
+        )
+
+    def intersect(self, other: OffsetInterval) -> OffsetInterval | None:
+        """The common part, or ``None`` when the two are disjoint."""
+        lower = _max_opt(self.lower_ms, other.lower_ms)
+        upper = _min_opt(self.upper_ms, other.upper_ms)
+        if lower is not None and upper is not None and lower > upper:
+            return None
+        return OffsetInterval(lower, upper)
+
+    def clamp(self, theta_ms: float) -> float:
+        if self.lower_ms is not None and theta_ms < self.lower_ms:
+            return self.lower_ms
+        if self.upper_ms is not None and theta_ms > self.upper_ms:
+            return self.upper_ms
+        return theta_ms
+
+    def proves_wrong(self, min_correction_ms: float) -> bool:
+        """True iff every θ in the interval is beyond ±min_correction_ms."""
+        return (self.lower_ms is not None and self.lower_ms > min_correction_ms) or (
+            self.upper_ms is not None and self.upper_ms < -min_correction_ms
+        )
+
+
+def _max_opt(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
+def _min_opt(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a <= b else b
+
+
+def sign_clock_reading(key: bytes, t1: str, t2: str) -> str:
+    """The token ``/v1/clock`` hands out so an echo of (t1, t2) can be trusted.
+
+    Example:
+        >>> sign_clock_reading(b"k", "1.5", "2.5")[:8]
+        '35781312'
+    """
+    mac = hmac.new(key, f"{t1};{t2}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSync:
+    """One NTP-style exchange: t0/t3 on the client clock, t1/t2 on ours.
+
+    ``t1_text``/``t2_text`` keep the echoed text so a token over it can be checked exactly.
+    """
+
+    t0: float
+    t1: float
+    t2: float
+    t3: float
+    token: str | None = None
+    t1_text: str = ""
+    t2_text: str = ""
+
+    @classmethod
+    def parse(cls, header: str) -> ClockSync | None:
+        """Parse ``t0=..;t1=..;t2=..;t3=..[;token=..]``; ``None`` if malformed.
+
+        Example:
+            >>> ClockSync.parse("t0=1;t1=5;t2=6;t3=4").interval
+            OffsetInterval(lower_ms=2.0, upper_ms=4.0)
+        """
+        parts: dict[str, str] = {}
+        for piece in header.split(";"):
+            name, sep, value = piece.strip().partition("=")
+            if not sep:
+                return None
+            parts[name.strip().lower()] = value.strip()
+        try:
+            t0, t1, t2, t3 = (float(parts[k]) for k in ("t0", "t1", "t2", "t3"))
+        except (KeyError, ValueError):
+            return None
+        if not all(math.isfinite(t) for t in (t0, t1, t2, t3)):
+            return None
+        return cls(t0, t1, t2, t3, parts.get("token") or None, parts["t1"], parts["t2"])
+
+    @property
+    def interval(self) -> OffsetInterval:
+        return OffsetInterval(self.t2 - self.t3, self.t1 - self.t0)
+
+    @property
+    def delay_ms(self) -> float:
+        """Round-trip delay δ = (t3 − t0) − (t2 − t1): the interval's width."""
+        return (self.t3 - self.t0) - (self.t2 - self.t1)
+
+    @property
+    def midpoint_ms(self) -> float:
+        return ((self.t1 - self.t0) + (self.t2 - self.t3)) / 2.0
+
+    def implausibility(
+        self, received_at_ms: float, max_age_ms: float, key: bytes | None
+    ) -> str | None:
+        """Why this echo must not be used, or ``None`` when it is usable.
+
+        t1/t2 must be readings of our clock issued before this request and not too long ago
+        (an old exchange says nothing about a clock that may have been set since), and when a
+        key is configured the token must authenticate them.
+        """
+        if self.t3 < self.t0:
+            return "t3 before t0"
+        if self.t2 < self.t1:
+            return "t2 before t1"
+        if self.t2 > received_at_ms + 1.0:
+            return "t2 after receipt"
+        if received_at_ms - self.t2 > max_age_ms:
+            return "exchange too old"
+        if key is not None:
+            expected = sign_clock_reading(key, self.t1_text, self.t2_text)
+            if self.token is None or not hmac.compare_digest(expected, self.token):
+                return "bad token"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatorConfig:
+    """Stated assumptions; the defaults are DESIGN.md §1's.
+
+    ``default_one_way_delay_ms`` is the upload delay assumed when a session has no round trip
+    to tell its own: a browser's one-way delay to a regional API is tens of ms.
+    """
+
+    min_correction_ms: float = 25.0
+    max_correction_ms: float | None = None
+    max_upload_delay_ms: float = 10_000.0
+    max_batch_age_ms: float = 60_000.0
+    max_drift_ppm: float = 200.0
+    default_one_way_delay_ms: float = 20.0
+    max_sync_age_ms: float = 6 * 3_600_000.0
+    clock_sync_key: bytes | None = None
+
+    def drift_ms(self, elapsed_ms: float) -> float:
+        """How far a clock may wander in ``elapsed_ms``, plus 1 ms for ms-rounded readings."""
+        return max(elapsed_ms, 0.0) * self.max_drift_ppm * 1e-6 + 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvidence:
+    """What one request tells about the client clock (all times in ms)."""
+
+    received_at_ms: float
+    sent_at_ms: float | None = None
+    max_client_time_ms: float | None = None
+    clock_sync: ClockSync | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClock:
+    """A session's running knowledge of its clock, persisted between batches.
+
+    ``lower_ms``/``upper_ms`` hold as of ``at_ms`` (our clock) and widen with drift after it.
+    ``best_sync_*`` is the lowest-dispersion round trip of the segment (NTP's clock filter):
+    its midpoint is the estimate and half its delay the session's known one-way delay.
+    """
+
+    segment: int
+    lower_ms: float | None
+    upper_ms: float | None
+    at_ms: float
+    method: Method
+    samples: int = 1
+    best_sync_offset_ms: float | None = None
+    best_sync_delay_ms: float | None = None
+    best_sync_at_ms: float | None = None
+
+    @property
+    def interval(self) -> OffsetInterval:
+        return OffsetInterval(self.lower_ms, self.upper_ms)
+
+    def interval_at(self, when_ms: float, config: EstimatorConfig) -> OffsetInterval:
+        return self.interval.widen(config.drift_ms(when_ms - self.at_ms))
+
+    def sync_dispersion_at(self, when_ms: float, config: EstimatorConfig) -> float:
+        if self.best_sync_delay_ms is None or self.best_sync_at_ms is None:
+            return math.inf
+        return self.best_sync_delay_ms / 2.0 + config.drift_ms(when_ms - self.best_sync_at_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class SkewEstimate:
+    """The verdict for one batch of one session; the skew sample stores exactly this."""
+
+    offset_ms: float
+    lower_ms: float | None
+    upper_ms: float | None
+    method: Method
+    applied: bool
+    jump: bool = False
+    flags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def shift_ms(self) -> float:
+        """What is added to every client time of the batch."""
+        return self.offset_ms if self.applied else 0.0
+
+    @property
+    def interval(self) -> OffsetInterval:
+        return OffsetInterval(self.lower_ms, self.upper_ms)
+
+
+def _batch_interval(
+    evidence: BatchEvidence, config: EstimatorConfig, flags: list[str]
+) -> tuple[OffsetInterval, Method, ClockSync | None]:
+    """The interval this batch alone supports, its method, and the round trip it used."""
+    recv = evidence.received_at_ms
+    interval = OffsetInterval.unbounded()
+    method = Method.NONE
+    causality = None if evidence.max_client_time_ms is None else recv - evidence.max_client_time_ms
+    if causality is not None:
+        interval = OffsetInterval(causality - config.max_batch_age_ms, causality)
+        method = Method.CAUSALITY
+    if evidence.sent_at_ms is not None:
+        upload = recv - evidence.sent_at_ms
+        # A send time is measured just before the upload, so its assumed lower bound is the
+        # tighter and more reliable one; the causality bound still caps the upper side.
+        send = OffsetInterval(upload - config.max_upload_delay_ms, upload)
+        combined = send.intersect(OffsetInterval(None, causality))
+        if combined is None:
+            # Spans ended after the stated send time by more than any upload takes: the
+            # header is not on the spans' clock (or the clock was set in between).
+            flags.append("inconsistent_send_time")
+        else:
+            interval, method = combined, Method.SEND_TIME
+            if (
+                evidence.max_client_time_ms is not None
+                and evidence.sent_at_ms - evidence.max_client_time_ms > config.max_batch_age_ms
+            ):
+                # Spans far older than any batching explains, on a send clock that agrees
+                # with history: span times drifted (performance.timeOrigin across a sleep)
+                # or the batch waited offline.
+                flags.append("sleep_drift")
+    used_sync = None
+    sync = evidence.clock_sync
+    if sync is not None:
+        why = sync.implausibility(recv, config.max_sync_age_ms, config.clock_sync_key)
+        if why is not None:
+            flags.append("implausible_sync")
+        else:
+            ntp = sync.interval.widen(config.drift_ms(recv - sync.t2))
+            # Only hard bounds may reject a round trip: the one-way upper bounds.
+            narrowed = ntp.intersect(OffsetInterval(None, interval.upper_ms))
+            if narrowed is None:
+                flags.append("stale_sync")  # the clock moved since that exchange
+            else:
+                interval, method, used_sync = narrowed, Method.NTP, sync
+    return interval, method, used_sync
+
+
+def estimate(
+    evidence: BatchEvidence,
+    previous: SessionClock | None,
+    config: EstimatorConfig,
+) -> tuple[SkewEstimate, SessionClock]:
+    """Estimate θ for one batch and return the session's next state.
+
+    ``previous`` is ``None`` for a batch without session (no history) or a session's first.
+    """
+    recv = evidence.received_at_ms
+    flags: list[str] = []
+    own, method, sync = _batch_interval(evidence, config, flags)
+
+    jump = False
+    segment = 0
+    best_offset = best_delay = best_at = None
+    samples = 1
+    interval = own
+    if previous is not None:
+        running = previous.interval_at(recv, config)
+        joined = running.intersect(own)
+        segment = previous.segment
+        if joined is None:
+            jump = True
+            segment += 1
+        else:
+            interval = joined
+            samples = previous.samples + 1
+            if previous.method.strength > method.strength:
+                method = previous.method
+            best_offset = previous.best_sync_offset_ms
+            best_delay = previous.best_sync_delay_ms
+            best_at = previous.best_sync_at_ms
+            if best_offset is not None and not interval.contains(best_offset):
+                # The old round trip's midpoint left the narrowed interval: drop it.
+                best_offset = best_delay = best_at = None
+
+    state = SessionClock(
+        segment=segment,
+        lower_ms=interval.lower_ms,
+        upper_ms=interval.upper_ms,
+        at_ms=recv,
+        method=method,
+        samples=samples,
+        best_sync_offset_ms=best_offset,
+        best_sync_delay_ms=best_delay,
+        best_sync_at_ms=best_at,
+    )
+    if sync is not None and sync.delay_ms / 2.0 + config.drift_ms(recv - sync.t2) < (
+        state.sync_dispersion_at(recv, config)
+    ):
+        state = replace(
+            state,
+            best_sync_offset_ms=sync.midpoint_ms,
+            best_sync_delay_ms=sync.delay_ms,
+            best_sync_at_ms=sync.t2,
+        )
+
+    if state.best_sync_offset_ms is not None:
+        point = state.best_sync_offset_ms
+    elif interval.upper_ms is not None:
+        point = interval.upper_ms - config.default_one_way_delay_ms
+    elif interval.lower_ms is not None:
+        point = interval.lower_ms
+    else:
+        point = 0.0
+    offset = interval.clamp(point)
+
+    applied = method is not Method.NONE and interval.proves_wrong(config.min_correction_ms)
+    if applied and config.max_correction_ms is not None and abs(offset) > config.max_correction_ms:
+        flags.append("over_cap")
+        applied = False
+    if jump:
+        flags.append("jump")
+    result = SkewEstimate(
+        offset_ms=offset,
+        lower_ms=interval.lower_ms,
+        upper_ms=interval.upper_ms,
+        method=method,
+        applied=applied,
+        jump=jump,
+        flags=tuple(flags),
+    )
+    return result, state

@@ -1,0 +1,433 @@
+"""OTLP/HTTP trace requests: typed model, decoding and validation. Pure: no I/O.
+
+The model mirrors OTLP/JSON (lowerCamelCase, hex ids, int64 as string or number) as msgspec
+Structs with ``gc=False``: one reused decoder turns a body into these objects without a
+dict in between. Protobuf bodies are parsed by opentelemetry-proto (upb) and converted into
+the same Structs, so everything after decoding sees one representation.
+
+Example:
+    >>> body = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c",'
+    ...        b'"spanId":"b7ad6b7169203331","name":"GET","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}'
+    >>> batch = decode_request(body, "application/json", None, Limits())
+    >>> batch.span_count, batch.rejected_spans
+    (1, 0)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+__all__ = [
+    "AnyValue",
+    "DecodeError",
+    "DecodedBatch",
+    "Event",
+    "KeyValue",
+    "Limits",
+    "Link",
+    "Resource",
+    "ResourceSpans",
+    "Scope",
+    "ScopeSpans",
+    "Span",
+    "TooLarge",
+    "TracesRequest",
+    "UnsupportedMediaType",
+    "decode_request",
+    "inflate",
+]
+
+
+class ArrayValue(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    values: list[AnyValue] = []
+
+
+class KeyValueList(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    values: list[KeyValue] = []
+
+
+class AnyValue(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    """One of the fields is set (OTLP's ``oneof value``); ``int_value`` accepts "123" too."""
+
+    string_value: str | None = None
+    bool_value: bool | None = None
+    int_value: int | None = None
+    double_value: float | None = None
+    array_value: ArrayValue | None = None
+    kvlist_value: KeyValueList | None = None
+    bytes_value: str | None = None  # base64, as OTLP/JSON has it
+
+
+class KeyValue(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    key: str = ""
+    value: AnyValue | None = None
+
+
+class Resource(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    attributes: list[KeyValue] = []
+    dropped_attributes_count: int = 0
+
+
+class Scope(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    name: str = ""
+    version: str = ""
+    attributes: list[KeyValue] = []
+    dropped_attributes_count: int = 0
+
+
+class Event(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    time_unix_nano: int = 0
+    name: str = ""
+    attributes: list[KeyValue] = []
+    dropped_attributes_count: int = 0
+
+
+class Link(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    trace_id: str = ""
+    span_id: str = ""
+    trace_state: str = ""
+    attributes: list[KeyValue] = []
+    dropped_attributes_count: int = 0
+    flags: int = 0
+
+
+class Status(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    message: str = ""
+    code: int = 0
+
+
+class Span(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    trace_id: str = ""
+    span_id: str = ""
+    trace_state: str = ""
+    parent_span_id: str = ""
+    flags: int = 0
+    name: str = ""
+    kind: int = 0
+    start_time_unix_nano: int = 0
+    end_time_unix_nano: int = 0
+    attributes: list[KeyValue] = []
+    dropped_attributes_count: int = 0
+    events: list[Event] = []
+    dropped_events_count: int = 0
+    links: list[Link] = []
+    dropped_links_count: int = 0
+    status: Status | None = None
+
+
+class ScopeSpans(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    scope: Scope | None = None
+    spans: list[Span] = []
+    schema_url: str = ""
+
+
+class ResourceSpans(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    resource: Resource | None = None
+    scope_spans: list[ScopeSpans] = []
+    schema_url: str = ""
+
+
+class TracesRequest(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    resource_spans: list[ResourceSpans] = []
+
+
+# strict=False: OTLP/JSON allows int64 as a decimal string ("1795651409407000000").
+_JSON_DECODER: Final = msgspec.json.Decoder(TracesRequest, strict=False)
+
+
+class DecodeError(ValueError):
+    """The body cannot be decoded at all: HTTP 400."""
+
+
+class TooLarge(ValueError):
+    """A size limit was exceeded: HTTP 413."""
+
+
+class UnsupportedMediaType(ValueError):
+    """Neither OTLP/JSON nor OTLP/protobuf: HTTP 415."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Request limits (DESIGN.md §2); the defaults fit Lambda's 6 MB invoke payload."""
+
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_inflated_bytes: int = 20 * 1024 * 1024
+    max_spans: int = 10_000
+    max_attributes: int = 128
+    max_value_bytes: int = 16 * 1024
+
+
+JSON: Final = "application/json"
+PROTOBUF: Final = "application/x-protobuf"
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/json; charset=utf-8`` → ``application/json``; raises on anything else."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if kind in (JSON, PROTOBUF):
+        return kind
+    if kind == "application/protobuf":
+        return PROTOBUF
+    raise UnsupportedMediaType(
+        f"unsupported content type {content_type!r}: use {JSON} or {PROTOBUF}"
+    )
+
+
+def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` and stop inflating as soon as ``limit`` is passed."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise TooLarge(f"body of {len(body)} bytes exceeds {limit}")
+        return body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise UnsupportedMediaType(f"unsupported content encoding {content_encoding!r}")
+    wbits = 47 if encoding != "deflate" else 15  # 47: gzip or zlib header, auto-detected
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise DecodeError(f"body is not valid {encoding}: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise TooLarge(f"body inflates beyond {limit} bytes")
+    if not inflater.eof:
+        raise DecodeError(f"truncated {encoding} body")
+    return out
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """A decoded request: accepted spans in their resource/scope groups, plus rejections."""
+
+    request: TracesRequest
+    span_count: int = 0
+    rejected_spans: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def spans(self) -> Iterator[tuple[ResourceSpans, ScopeSpans, Span]]:
+        for rs in self.request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    yield rs, ss, span
+
+    @property
+    def error_message(self) -> str:
+        shown = "; ".join(self.errors[:5])
+        more = len(self.errors) - 5
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def decode_request(
+    body: bytes, content_type: str | None, content_encoding: str | None, limits: Limits
+) -> DecodedBatch:
+    """Decode, enforce limits and validate one OTLP/HTTP trace request body."""
+    kind = media_type(content_type)
+    data = inflate(body, content_encoding, limits.max_inflated_bytes)
+    request = _decode_json(data) if kind == JSON else _decode_protobuf(data)
+    return validate(request, limits)
+
+
+def _decode_json(data: bytes) -> TracesRequest:
+    try:
+        return _JSON_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _id_error(value: str, length: int, what: str) -> str | None:
+    if len(value) != length or not _HEX.issuperset(value):
+        return f"malformed {what} {value[:40]!r}"
+    if value.count("0") == length:
+        return f"all-zero {what}"
+    return None
+
+
+def validate(request: TracesRequest, limits: Limits) -> DecodedBatch:
+    """Reject bad spans alone, truncate oversized attributes, and count what is left."""
+    batch = DecodedBatch(request)
+    total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    if total > limits.max_spans:
+        raise TooLarge(f"{total} spans in one request exceed the limit of {limits.max_spans}")
+    for rs in request.resource_spans:
+        if rs.resource is not None:
+            rs.resource.dropped_attributes_count += _limit_attributes(rs.resource.attributes, limits)
+        for ss in rs.scope_spans:
+            kept: list[Span] = []
+            for span in ss.spans:
+                span.trace_id = span.trace_id.lower()
+                span.span_id = span.span_id.lower()
+                span.parent_span_id = span.parent_span_id.lower()
+                problem = (
+                    _id_error(span.trace_id, 32, "traceId")
+                    or _id_error(span.span_id, 16, "spanId")
+                    or (span.parent_span_id and _id_error(span.parent_span_id, 16, "parentSpanId"))
+                    or (
+                        span.end_time_unix_nano < span.start_time_unix_nano
+                        and "endTimeUnixNano before startTimeUnixNano"
+                    )
+                )
+                if problem:
+                    batch.rejected_spans += 1
+                    batch.errors.append(f"span {span.span_id[:16]!r}: {problem}")
+                    continue
+                span.dropped_attributes_count += _limit_attributes(span.attributes, limits)
+                for event in span.events:
+                    event.dropped_attributes_count += _limit_attributes(event.attributes, limits)
+                for link in span.links:
+                    link.trace_id = link.trace_id.lower()
+                    link.span_id = link.span_id.lower()
+                    link.dropped_attributes_count += _limit_attributes(link.attributes, limits)
+                kept.append(span)
+            ss.spans = kept
+            batch.span_count += len(kept)
+    return batch
+
+
+def _limit_attributes(attributes: list[KeyValue], limits: Limits) -> int:
+    """Truncate values over the byte limit in place; drop attributes over the count limit."""
+    dropped = 0
+    if len(attributes) > limits.max_attributes:
+        dropped = len(attributes) - limits.max_attributes
+        del attributes[limits.max_attributes :]
+    for kv in attributes:
+        if kv.value is not None:
+            _limit_value(kv.value, limits.max_value_bytes)
+    return dropped
+
+
+def _limit_value(value: AnyValue, max_bytes: int) -> None:
+    if value.string_value is not None and len(value.string_value) > max_bytes // 4:
+        encoded = value.string_value.encode()
+        if len(encoded) > max_bytes:
+            value.string_value = encoded[:max_bytes].decode(errors="ignore")
+    elif value.bytes_value is not None and len(value.bytes_value) > max_bytes * 4 // 3:
+        raw = base64.b64decode(value.bytes_value + "==")
+        value.bytes_value = base64.b64encode(raw[:max_bytes]).decode()
+    elif value.array_value is not None:
+        for item in value.array_value.values:
+            _limit_value(item, max_bytes)
+    elif value.kvlist_value is not None:
+        for kv in value.kvlist_value.values:
+            if kv.value is not None:
+                _limit_value(kv.value, max_bytes)
+
+
+# --- protobuf -----------------------------------------------------------------------------
+
+
+def _decode_protobuf(data: bytes) -> TracesRequest:
+    from google.protobuf.message import DecodeError as PbDecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    try:
+        message = ExportTraceServiceRequest.FromString(data)
+    except (PbDecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeError(f"invalid OTLP/protobuf: {exc}") from exc
+    return TracesRequest(resource_spans=[_pb_resource_spans(rs) for rs in message.resource_spans])
+
+
+def _pb_value(pb: Any) -> AnyValue:
+    which = pb.WhichOneof("value")
+    if which == "string_value":
+        return AnyValue(string_value=pb.string_value)
+    if which == "int_value":
+        return AnyValue(int_value=pb.int_value)
+    if which == "bool_value":
+        return AnyValue(bool_value=pb.bool_value)
+    if which == "double_value":
+        return AnyValue(double_value=pb.double_value)
+    if which == "array_value":
+        return AnyValue(array_value=ArrayValue([_pb_value(v) for v in pb.array_value.values]))
+    if which == "kvlist_value":
+        return AnyValue(kvlist_value=KeyValueList(_pb_attributes(pb.kvlist_value.values)))
+    if which == "bytes_value":
+        return AnyValue(bytes_value=base64.b64encode(pb.bytes_value).decode())
+    return AnyValue()
+
+
+def _pb_attributes(pbs: Any) -> list[KeyValue]:
+    return [KeyValue(kv.key, _pb_value(kv.value)) for kv in pbs]
+
+
+def _hex(raw: bytes) -> str:
+    return binascii.hexlify(raw).decode()
+
+
+def _pb_span(pb: Any) -> Span:
+    return Span(
+        trace_id=_hex(pb.trace_id),
+        span_id=_hex(pb.span_id),
+        trace_state=pb.trace_state,
+        parent_span_id=_hex(pb.parent_span_id),
+        flags=pb.flags,
+        name=pb.name,
+        kind=pb.kind,
+        start_time_unix_nano=pb.start_time_unix_nano,
+        end_time_unix_nano=pb.end_time_unix_nano,
+        attributes=_pb_attributes(pb.attributes),
+        dropped_attributes_count=pb.dropped_attributes_count,
+        events=[
+            Event(e.time_unix_nano, e.name, _pb_attributes(e.attributes), e.dropped_attributes_count)
+            for e in pb.events
+        ],
+        dropped_events_count=pb.dropped_events_count,
+        links=[
+            Link(
+                _hex(li.trace_id),
+                _hex(li.span_id),
+                li.trace_state,
+                _pb_attributes(li.attributes),
+                li.dropped_attributes_count,
+                li.flags,
+            )
+            for li in pb.links
+        ],
+        dropped_links_count=pb.dropped_links_count,
+        status=Status(pb.status.message, pb.status.code) if pb.HasField("status") else None,
+    )
+
+
+def _pb_resource_spans(pb: Any) -> ResourceSpans:
+    resource = (
+        Resource(_pb_attributes(pb.resource.attributes), pb.resource.dropped_attributes_count)
+        if pb.HasField("resource")
+        else None
+    )
+    return ResourceSpans(
+        resource=resource,
+        scope_spans=[
+            ScopeSpans(
+                scope=Scope(
+                    ss.scope.name,
+                    ss.scope.version,
+                    _pb_attributes(ss.scope.attributes),
+                    ss.scope.dropped_attributes_count,
+                )
+                if ss.HasField("scope")
+                else None,
+                spans=[_pb_span(s) for s in ss.spans],
+                schema_url=ss.schema_url,
+            )
+            for ss in pb.scope_spans
+        ],
+        schema_url=pb.schema_url,
+    )
+
+
+def gzip_bytes(data: bytes, level: int = 6) -> bytes:
+    """gzip for outgoing requests (kept here beside ``inflate``)."""
+    return gzip.compress(data, compresslevel=level, mtime=0)
