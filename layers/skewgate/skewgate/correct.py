@@ -26,7 +26,10 @@ from skewgate.otlp_encode import (
     encode_resource_spans_parts,
     encode_scope_spans,
     encode_span,
+    encode_span_pair,
     key_value,
+    span_attribute_fields,
+    span_int_attribute_field,
 )
 
 __all__ = [
@@ -45,6 +48,8 @@ SESSION_ATTRIBUTE: Final = "session.id"
 # DynamoDB items are limited to 400 KB; raw and corrected copies of a chunk share an item and
 # compress well, so 160 KB of encoded spans per copy keeps an item safely under the limit.
 MAX_CHUNK_SPAN_BYTES: Final = 160 * 1024
+_ORIGINAL_START: Final = "clock_skew.original_start_time_unix_nano"
+_ORIGINAL_END: Final = "clock_skew.original_end_time_unix_nano"
 
 
 def session_of(attributes: Iterable[KeyValue]) -> str | None:
@@ -109,8 +114,8 @@ def skew_attributes(estimate: SkewEstimate, span: Span) -> list[KeyValue]:
     if estimate.upper_ms is not None:
         attrs.append(key_value("clock_skew.upper_ms", float(estimate.upper_ms)))
     attrs.append(key_value("clock_skew.method", estimate.method.value))
-    attrs.append(key_value("clock_skew.original_start_time_unix_nano", span.start_time_unix_nano))
-    attrs.append(key_value("clock_skew.original_end_time_unix_nano", span.end_time_unix_nano))
+    attrs.append(key_value(_ORIGINAL_START, span.start_time_unix_nano))
+    attrs.append(key_value(_ORIGINAL_END, span.end_time_unix_nano))
     return attrs
 
 
@@ -150,6 +155,8 @@ def _request(
 def encode_group(group: SessionGroup, estimate: SkewEstimate) -> list[TraceChunk]:
     """Encode a session group's spans per trace, raw and (when applied) corrected."""
     shift_ns = round(estimate.shift_ms * 1e6)
+    # The batch-wide clock_skew.* attributes are encoded once; only the originals vary.
+    constant_fields = span_attribute_fields(skew_attributes(estimate, Span())[:-2])
     by_trace: dict[str, list[tuple[ResourceSpans, ScopeSpans, Span]]] = {}
     for entry in group.spans:
         by_trace.setdefault(entry[2].trace_id, []).append(entry)
@@ -176,12 +183,15 @@ def encode_group(group: SessionGroup, estimate: SkewEstimate) -> list[TraceChunk
             raw_parts, fixed_parts, size = [], [], 0
 
         for rs, ss, span in by_trace[trace_id]:
-            raw = encode_span(span)
-            fixed = (
-                encode_span(span, shift_ns, skew_attributes(estimate, span))
-                if estimate.applied
-                else b""
-            )
+            if estimate.applied:
+                extra = (
+                    constant_fields
+                    + span_int_attribute_field(_ORIGINAL_START, span.start_time_unix_nano)
+                    + span_int_attribute_field(_ORIGINAL_END, span.end_time_unix_nano)
+                )
+                raw, fixed = encode_span_pair(span, shift_ns, extra)
+            else:
+                raw, fixed = encode_span(span), b""
             if raw_parts and size + len(raw) + len(fixed) > MAX_CHUNK_SPAN_BYTES:
                 flush()
             raw_parts.append((rs, ss, raw))

@@ -39,6 +39,9 @@ __all__ = [
     "encode_request",
     "encode_resource_spans",
     "encode_span",
+    "encode_span_pair",
+    "span_attribute_fields",
+    "span_int_attribute_field",
     "key_value",
 ]
 
@@ -48,11 +51,9 @@ _pack_double: Final = struct.Struct("<d").pack
 _MASK64: Final = (1 << 64) - 1
 
 
-def _varint(value: int) -> bytes:
+def _varint_slow(value: int) -> bytes:
     if value < 0:
         value &= _MASK64
-    if value < 0x80:
-        return bytes((value,))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -61,13 +62,24 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-# Precomputed one-byte tags: (field << 3) | wire type.
+# Lengths and small ints are almost always below 2**14: look them up instead of looping.
+_SMALL_VARINTS: Final = tuple(_varint_slow(i) for i in range(1 << 14))
+
+
+def _varint(value: int) -> bytes:
+    if 0 <= value < 16384:
+        return _SMALL_VARINTS[value]
+    return _varint_slow(value)
+
+
 def _tag(field: int, wire: int) -> bytes:
+    """A field key: (field << 3) | wire type."""
     return _varint((field << 3) | wire)
 
 
 def _len_field(field_tag: bytes, payload: bytes) -> bytes:
-    return field_tag + _varint(len(payload)) + payload
+    n = len(payload)
+    return field_tag + (_SMALL_VARINTS[n] if n < 16384 else _varint_slow(n)) + payload
 
 
 def _str_field(field_tag: bytes, text: str) -> bytes:
@@ -111,8 +123,32 @@ def _kv(kv: KeyValue) -> bytes:
     return out
 
 
+# Browser batches repeat most attributes (http.method=GET, component=fetch, service.name):
+# scalar ones are encoded once and looked up after. Bounded, and cleared when full.
+_KV_CACHE: dict[tuple[str, str | None, int | None, bool | None, float | None], bytes] = {}
+_KV_CACHE_MAX: Final = 8192
+
+
+def _kv_cached(kv: KeyValue) -> bytes:
+    v = kv.value
+    if v is None or v.array_value is not None or v.kvlist_value is not None or (
+        v.bytes_value is not None
+    ):
+        return _kv(kv)
+    sv = v.string_value
+    if sv is not None and len(sv) > 256:
+        return _kv(kv)
+    key = (kv.key, sv, v.int_value, v.bool_value, v.double_value)
+    hit = _KV_CACHE.get(key)
+    if hit is None:
+        if len(_KV_CACHE) >= _KV_CACHE_MAX:
+            _KV_CACHE.clear()
+        hit = _KV_CACHE[key] = _kv(kv)
+    return hit
+
+
 def encode_attributes(field_tag: bytes, attributes: Iterable[KeyValue]) -> bytes:
-    return b"".join(_len_field(field_tag, _kv(kv)) for kv in attributes)
+    return b"".join([_len_field(field_tag, _kv_cached(kv)) for kv in attributes])
 
 
 def key_value(key: str, value: str | int | float | bool) -> KeyValue:
@@ -188,36 +224,78 @@ def _link(link: Link) -> bytes:
     return out
 
 
-def encode_span(span: Span, shift_ns: int = 0, extra: Iterable[KeyValue] = ()) -> bytes:
-    """One ``Span`` message, every time shifted by ``shift_ns``, ``extra`` attributes appended."""
-    parts = [
-        _len_field(_T_SPAN_TRACE_ID, bytes.fromhex(span.trace_id)),
-        _len_field(_T_SPAN_SPAN_ID, bytes.fromhex(span.span_id)),
-        _str_field(_T_SPAN_STATE, span.trace_state),
-    ]
+def _span_parts(span: Span) -> tuple[bytes, bytes, bytes]:
+    """The time-independent parts of a span: before the times, attributes, after events."""
+    head = _len_field(_T_SPAN_TRACE_ID, bytes.fromhex(span.trace_id)) + _len_field(
+        _T_SPAN_SPAN_ID, bytes.fromhex(span.span_id)
+    )
+    if span.trace_state:
+        head += _str_field(_T_SPAN_STATE, span.trace_state)
     if span.parent_span_id:
-        parts.append(_len_field(_T_SPAN_PARENT, bytes.fromhex(span.parent_span_id)))
-    parts.append(_str_field(_T_SPAN_NAME, span.name))
-    parts.append(_uint_field(_T_SPAN_KIND, span.kind))
-    parts.append(_time(_T_SPAN_START, span.start_time_unix_nano + shift_ns))
-    parts.append(_time(_T_SPAN_END, span.end_time_unix_nano + shift_ns))
-    parts.append(encode_attributes(_T_SPAN_ATTRS, span.attributes))
-    parts.append(encode_attributes(_T_SPAN_ATTRS, extra))
-    parts.append(_uint_field(_T_SPAN_DROPPED_ATTRS, span.dropped_attributes_count))
-    for event in span.events:
-        parts.append(_len_field(_T_SPAN_EVENTS, _event(event, shift_ns)))
-    parts.append(_uint_field(_T_SPAN_DROPPED_EVENTS, span.dropped_events_count))
+        head += _len_field(_T_SPAN_PARENT, bytes.fromhex(span.parent_span_id))
+    head += _str_field(_T_SPAN_NAME, span.name) + _uint_field(_T_SPAN_KIND, span.kind)
+    attrs = encode_attributes(_T_SPAN_ATTRS, span.attributes) + _uint_field(
+        _T_SPAN_DROPPED_ATTRS, span.dropped_attributes_count
+    )
+    tail = _uint_field(_T_SPAN_DROPPED_EVENTS, span.dropped_events_count)
     for link in span.links:
-        parts.append(_len_field(_T_SPAN_LINKS, _link(link)))
-    parts.append(_uint_field(_T_SPAN_DROPPED_LINKS, span.dropped_links_count))
+        tail += _len_field(_T_SPAN_LINKS, _link(link))
+    tail += _uint_field(_T_SPAN_DROPPED_LINKS, span.dropped_links_count)
     if span.status is not None:
         status = _str_field(_T_STATUS_MESSAGE, span.status.message) + _uint_field(
             _T_STATUS_CODE, span.status.code
         )
-        parts.append(_len_field(_T_SPAN_STATUS, status))
+        tail += _len_field(_T_SPAN_STATUS, status)
     if span.flags:
-        parts.append(_T_SPAN_FLAGS + _pack_fixed32(span.flags & 0xFFFFFFFF))
-    return b"".join(parts)
+        tail += _T_SPAN_FLAGS + _pack_fixed32(span.flags & 0xFFFFFFFF)
+    return head, attrs, tail
+
+
+def _times(span: Span, shift_ns: int) -> bytes:
+    return _time(_T_SPAN_START, span.start_time_unix_nano + shift_ns) + _time(
+        _T_SPAN_END, span.end_time_unix_nano + shift_ns
+    )
+
+
+def _events(span: Span, shift_ns: int) -> bytes:
+    if not span.events:
+        return b""
+    return b"".join([_len_field(_T_SPAN_EVENTS, _event(e, shift_ns)) for e in span.events])
+
+
+def encode_span(span: Span, shift_ns: int = 0, extra: Iterable[KeyValue] = ()) -> bytes:
+    """One ``Span`` message, every time shifted by ``shift_ns``, ``extra`` attributes appended."""
+    head, attrs, tail = _span_parts(span)
+    return (
+        head
+        + _times(span, shift_ns)
+        + attrs
+        + encode_attributes(_T_SPAN_ATTRS, extra)
+        + _events(span, shift_ns)
+        + tail
+    )
+
+
+def encode_span_pair(span: Span, shift_ns: int, extra_fields: bytes) -> tuple[bytes, bytes]:
+    """The raw span and its shifted copy, sharing the encoding of everything but the times.
+
+    ``extra_fields`` are already encoded span attribute fields (see ``span_attribute_fields``).
+    """
+    head, attrs, tail = _span_parts(span)
+    raw = head + _times(span, 0) + attrs + _events(span, 0) + tail
+    fixed = head + _times(span, shift_ns) + attrs + extra_fields + _events(span, shift_ns) + tail
+    return raw, fixed
+
+
+def span_attribute_fields(attributes: Iterable[KeyValue]) -> bytes:
+    """Span ``attributes`` fields, to splice into ``encode_span_pair``."""
+    return encode_attributes(_T_SPAN_ATTRS, attributes)
+
+
+def span_int_attribute_field(key: str, value: int) -> bytes:
+    """One int span attribute, uncached: per-span values would only evict useful entries."""
+    kv = _str_field(_T_KV_KEY, key) + _len_field(_T_KV_VALUE, _T_AV_INT + _varint(value))
+    return _len_field(_T_SPAN_ATTRS, kv)
 
 
 _T_RS_RESOURCE, _T_RS_SCOPE_SPANS, _T_RS_SCHEMA = _tag(1, 2), _tag(2, 2), _tag(3, 2)
