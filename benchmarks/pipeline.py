@@ -111,7 +111,7 @@ def pipeline(body: bytes, content_type: str, sent_at_ms: float, limits: Limits,
         # Received 30 ms after it was sent by a clock 800 ms ahead: the corrected path.
         evidence = BatchEvidence(sent_at_ms - 770.0, sent_at_ms, group.max_client_time_ms)
         result, _ = estimate(evidence, None, config)
-        items += len(encode_group(group, result)) + (3 if group.session_id else 0)
+        items += len(encode_group(group, result)[0]) + (3 if group.session_id else 0)
     return items
 
 

@@ -444,3 +444,27 @@ def test_session_pagination(ddb_client: Any, table_name: str) -> None:
         if not cursor:
             break
     assert seen == [1000, 1001, 1002, 1003, 1004]
+
+
+def test_span_too_large_for_an_item_is_rejected_alone(ddb_client: Any, table_name: str) -> None:
+    import secrets
+
+    ingest, read = make_app(ddb_client, table_name)
+    huge_attrs = [
+        {"key": f"blob{i}", "value": {"stringValue": secrets.token_hex(8192)}} for i in range(40)
+    ]
+    spans = [
+        {"traceId": "3" * 32, "spanId": "4" * 16, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+         "attributes": huge_attrs},
+        {"traceId": "3" * 32, "spanId": "5" * 16, "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
+    ]
+    body = json.dumps({"resourceSpans": [{"resource": {"attributes": [
+        {"key": "session.id", "value": {"stringValue": "big"}}]},
+        "scopeSpans": [{"spans": spans}]}]}).encode()
+    response = ingest.handle(post(body, received_ms=5_000))
+    assert response["statusCode"] == 200
+    partial = json.loads(response["body"])["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and "too large to store" in partial["errorMessage"]
+    _, doc = skew(read, "big")
+    assert doc["samples"][0]["span_count"] == 1
+    assert [s["span_id"] for s in stored_spans(read, "3" * 32)] == ["5" * 16]

@@ -48,6 +48,8 @@ SESSION_ATTRIBUTE: Final = "session.id"
 # DynamoDB items are limited to 400 KB; raw and corrected copies of a chunk share an item and
 # compress well, so 160 KB of encoded spans per copy keeps an item safely under the limit.
 MAX_CHUNK_SPAN_BYTES: Final = 160 * 1024
+# One span alone (both copies) must fit an item even if it does not compress at all.
+MAX_STORED_SPAN_BYTES: Final = 360 * 1024
 _ORIGINAL_START: Final = "clock_skew.original_start_time_unix_nano"
 _ORIGINAL_END: Final = "clock_skew.original_end_time_unix_nano"
 
@@ -152,8 +154,13 @@ def _request(
     )
 
 
-def encode_group(group: SessionGroup, estimate: SkewEstimate) -> list[TraceChunk]:
-    """Encode a session group's spans per trace, raw and (when applied) corrected."""
+def encode_group(
+    group: SessionGroup, estimate: SkewEstimate
+) -> tuple[list[TraceChunk], list[str]]:
+    """Encode a session group's spans per trace, raw and (when applied) corrected.
+
+    Returns the chunks and the ids of spans too large for any DynamoDB item (rejected).
+    """
     shift_ns = round(estimate.shift_ms * 1e6)
     # The batch-wide clock_skew.* attributes are encoded once; only the originals vary.
     constant_fields = span_attribute_fields(skew_attributes(estimate, Span())[:-2])
@@ -161,6 +168,7 @@ def encode_group(group: SessionGroup, estimate: SkewEstimate) -> list[TraceChunk
     for entry in group.spans:
         by_trace.setdefault(entry[2].trace_id, []).append(entry)
     chunks: list[TraceChunk] = []
+    oversized: list[str] = []
     for trace_id in sorted(by_trace):
         raw_parts: list[tuple[ResourceSpans, ScopeSpans, bytes]] = []
         fixed_parts: list[tuple[ResourceSpans, ScopeSpans, bytes]] = []
@@ -192,6 +200,9 @@ def encode_group(group: SessionGroup, estimate: SkewEstimate) -> list[TraceChunk
                 raw, fixed = encode_span_pair(span, shift_ns, extra)
             else:
                 raw, fixed = encode_span(span), b""
+            if len(raw) + len(fixed) > MAX_STORED_SPAN_BYTES:
+                oversized.append(span.span_id)
+                continue
             if raw_parts and size + len(raw) + len(fixed) > MAX_CHUNK_SPAN_BYTES:
                 flush()
             raw_parts.append((rs, ss, raw))
@@ -199,4 +210,4 @@ def encode_group(group: SessionGroup, estimate: SkewEstimate) -> list[TraceChunk
                 fixed_parts.append((rs, ss, fixed))
             size += len(raw) + len(fixed)
         flush()
-    return chunks
+    return chunks, oversized

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,13 @@ from skewgate.clock import (
     sign_clock_reading,
 )
 from skewgate.config import Settings
-from skewgate.correct import SessionGroup, batch_id, encode_group, group_by_session
+from skewgate.correct import (
+    MAX_STORED_SPAN_BYTES,
+    SessionGroup,
+    batch_id,
+    encode_group,
+    group_by_session,
+)
 from skewgate.http import CORS_ALLOW_HEADERS, Request, error_response, export_response, json_response
 from skewgate.otlp import DecodeError, TooLarge, UnsupportedMediaType, decode_request
 from skewgate.store import (
@@ -45,7 +52,9 @@ __all__ = ["BatchOutcome", "IngestApp", "MetricsSink"]
 
 logger = logging.getLogger("skewgate.ingest")
 
-_COMMIT_ATTEMPTS = 5
+# A browser sends one session's batches one after another; races are rare and short, so a
+# few jittered retries resolve them well inside API Gateway's 30 s.
+_COMMIT_ATTEMPTS = 10
 
 
 class MetricsSink(Protocol):
@@ -61,7 +70,9 @@ class BatchOutcome:
     batch_id: str
     span_count: int
     rejected_spans: int
+    error_message: str = ""
     estimates: list[tuple[str | None, SkewEstimate]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     duplicate: bool = False
 
 
@@ -230,10 +241,10 @@ class IngestApp:
             )
         if self.metrics is not None and not outcome.duplicate:
             self.metrics.record_batch(outcome)
-        return export_response(
-            outcome.rejected_spans, batch.error_message if outcome.rejected_spans else "",
-            protobuf=protobuf, headers=cors,
+        message = "; ".join(
+            ([outcome.error_message] if outcome.error_message else []) + outcome.errors
         )
+        return export_response(outcome.rejected_spans, message, protobuf=protobuf, headers=cors)
 
     def _evidence(self, request: Request, group: SessionGroup) -> tuple[BatchEvidence, list[str]]:
         notes: list[str] = []
@@ -266,13 +277,18 @@ class IngestApp:
     ) -> BatchOutcome:
         committed = self.store.get_batch(bid)
         if committed is not None:
-            return BatchOutcome(bid, committed.span_count, committed.rejected_spans, duplicate=True)
+            return BatchOutcome(
+                bid,
+                committed.span_count,
+                committed.rejected_spans,
+                error_message=committed.error_message,
+                duplicate=True,
+            )
         received = int(request.received_at_ms)
-        record = BatchRecord(bid, received, span_count, rejected, error_message)
         sessions = [g.session_id for g in groups if g.session_id is not None]
-        for _attempt in range(_COMMIT_ATTEMPTS):
+        for attempt in range(_COMMIT_ATTEMPTS):
             rows = self.store.get_states(sessions) if sessions else {}
-            outcome = BatchOutcome(bid, span_count, rejected)
+            outcome = BatchOutcome(bid, span_count, rejected, error_message=error_message)
             items: list[dict[str, Any]] = []
             updates: list[tuple[SampleRecord, SessionClock, StateRow | None]] = []
             for group in groups:
@@ -284,9 +300,14 @@ class IngestApp:
                 if notes:
                     result = replace(result, flags=tuple(notes) + result.flags)
                 outcome.estimates.append((group.session_id, result))
-                items.extend(
-                    self.store.span_items(bid, group.session_id, received, result,
-                                          encode_group(group, result))
+                chunks, oversized = encode_group(group, result)
+                items.extend(self.store.span_items(bid, group.session_id, received, result, chunks))
+                stored_spans = len(group.spans) - len(oversized)
+                outcome.span_count -= len(oversized)
+                outcome.rejected_spans += len(oversized)
+                outcome.errors.extend(
+                    f"span {span_id!r}: too large to store (over {MAX_STORED_SPAN_BYTES} bytes)"
+                    for span_id in oversized
                 )
                 if group.session_id is not None:
                     sample = SampleRecord(
@@ -294,7 +315,7 @@ class IngestApp:
                         batch_id=bid,
                         received_at_ms=received,
                         estimate=result,
-                        span_count=len(group.spans),
+                        span_count=stored_spans,
                         trace_ids=group.trace_ids,
                         segment=state.segment,
                         evidence={
@@ -306,6 +327,8 @@ class IngestApp:
                         },
                     )
                     updates.append((sample, state, previous))
+            message = "; ".join(([error_message] if error_message else []) + outcome.errors)
+            record = BatchRecord(bid, received, outcome.span_count, outcome.rejected_spans, message)
             self.store.put_items(items)
             try:
                 self.store.commit(record, updates)
@@ -313,6 +336,8 @@ class IngestApp:
                 outcome.duplicate = True
                 return outcome
             except StateConflict:
-                continue  # another batch of a session moved its state: estimate again
+                # Another batch of a session moved its state: back off, estimate again.
+                time.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+                continue
             return outcome
         raise StorageUnavailable("session state kept changing under concurrent batches", 1)
