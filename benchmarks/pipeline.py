@@ -55,7 +55,10 @@ def otel_js_body(span_count: int, spans_per_trace: int = 16) -> tuple[bytes, flo
             "endTimeUnixNano": str(start + 23_456_789),
             "attributes": [
                 {"key": "http.method", "value": {"stringValue": "GET"}},
-                {"key": "http.url", "value": {"stringValue": f"https://shop.example/api/items/{i}"}},
+                {
+                    "key": "http.url",
+                    "value": {"stringValue": f"https://shop.example/api/items/{i}"},
+                },
                 {"key": "http.status_code", "value": {"intValue": 200}},
                 {"key": "http.response_content_length", "value": {"intValue": 1234 + i}},
                 {"key": "component", "value": {"stringValue": "fetch"}},
@@ -63,11 +66,21 @@ def otel_js_body(span_count: int, spans_per_trace: int = 16) -> tuple[bytes, flo
             ],
             "droppedAttributesCount": 0,
             "events": [
-                {"name": "fetchStart", "timeUnixNano": str(start + 1000), "attributes": [],
-                 "droppedAttributesCount": 0},
-                {"name": "responseEnd", "timeUnixNano": str(start + 23_000_000), "attributes": [],
-                 "droppedAttributesCount": 0},
-            ] if i % 2 == 0 else [],
+                {
+                    "name": "fetchStart",
+                    "timeUnixNano": str(start + 1000),
+                    "attributes": [],
+                    "droppedAttributesCount": 0,
+                },
+                {
+                    "name": "responseEnd",
+                    "timeUnixNano": str(start + 23_000_000),
+                    "attributes": [],
+                    "droppedAttributesCount": 0,
+                },
+            ]
+            if i % 2 == 0
+            else [],
             "droppedEventsCount": 0,
             "status": {"code": 0},
             "links": [],
@@ -92,8 +105,13 @@ def otel_js_body(span_count: int, spans_per_trace: int = 16) -> tuple[bytes, flo
                     "droppedAttributesCount": 0,
                 },
                 "scopeSpans": [
-                    {"scope": {"name": "@opentelemetry/instrumentation-fetch", "version": "0.208.0"},
-                     "spans": spans}
+                    {
+                        "scope": {
+                            "name": "@opentelemetry/instrumentation-fetch",
+                            "version": "0.208.0",
+                        },
+                        "spans": spans,
+                    }
                 ],
             }
         ]
@@ -101,8 +119,9 @@ def otel_js_body(span_count: int, spans_per_trace: int = 16) -> tuple[bytes, flo
     return json.dumps(body).encode(), now_ms + 800  # a client 800 ms ahead
 
 
-def pipeline(body: bytes, content_type: str, sent_at_ms: float, limits: Limits,
-             config: EstimatorConfig) -> int:
+def pipeline(
+    body: bytes, content_type: str, sent_at_ms: float, limits: Limits, config: EstimatorConfig
+) -> int:
     """What the ingest does before the DynamoDB write; returns the items it would write."""
     batch = decode_request(body, content_type, None, limits)
     batch_id(batch)
@@ -137,9 +156,15 @@ def cold_start(code: str, env: dict[str, str], repeat: int = 5) -> float:
     runs = []
     for _ in range(repeat):
         out = subprocess.run(
-            [sys.executable, "-c", f"import time; t=time.perf_counter()\n{code}\n"
-             "print(time.perf_counter()-t)"],
-            env=env, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-c",
+                f"import time; t=time.perf_counter()\n{code}\nprint(time.perf_counter()-t)",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         runs.append(float(out.stdout.strip().splitlines()[-1]))
     return statistics.median(runs)
@@ -155,21 +180,29 @@ def main(argv: list[str] | None = None) -> None:
     pb_body = encode_request(decode_request(body, "application/json", None, limits).request)
 
     t_loads = best_of(lambda: json.loads(body), args.repeat)
-    t_json = best_of(lambda: pipeline(body, "application/json", sent_at, limits, config), args.repeat)
+    t_json = best_of(
+        lambda: pipeline(body, "application/json", sent_at, limits, config), args.repeat
+    )
 
     def upb_round() -> bytes:
         return ExportTraceServiceRequest.FromString(pb_body).SerializeToString()
 
     t_upb = best_of(upb_round, args.repeat)
-    t_pb = best_of(lambda: pipeline(pb_body, "application/x-protobuf", sent_at, limits, config),
-                   args.repeat)
+    t_pb = best_of(
+        lambda: pipeline(pb_body, "application/x-protobuf", sent_at, limits, config), args.repeat
+    )
     m_loads = peak_bytes(lambda: json.loads(body))
     m_json = peak_bytes(lambda: pipeline(body, "application/json", sent_at, limits, config))
     items = pipeline(body, "application/json", sent_at, limits, config)
 
-    env = {**os.environ, "TABLE_NAME": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-           "PYTHONPATH": str(ROOT / "functions" / "ingest")}
+    env = {
+        **os.environ,
+        "TABLE_NAME": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "PYTHONPATH": str(ROOT / "functions" / "ingest"),
+    }
     t_init = cold_start("import app", env)
     t_boto = cold_start("import boto3; boto3.client('dynamodb')", env)
 
@@ -179,18 +212,24 @@ def main(argv: list[str] | None = None) -> None:
         ("JSON pipeline peak memory / json.loads", m_json, m_loads),
         ("ingest cold init / bare boto3 client", t_init, t_boto),
     ]
-    print(f"{args.spans}-span OTel-JS-shaped batch: {len(body) / 1024:.0f} KiB JSON, "
-          f"{len(pb_body) / 1024:.0f} KiB protobuf; Python {sys.version.split()[0]}")
+    print(
+        f"{args.spans}-span OTel-JS-shaped batch: {len(body) / 1024:.0f} KiB JSON, "
+        f"{len(pb_body) / 1024:.0f} KiB protobuf; Python {sys.version.split()[0]}"
+    )
     print()
     print("| measure | ours | baseline | ratio |")
     print("| --- | --- | --- | --- |")
     for name, ours, base in rows:
         if "memory" in name:
-            print(f"| {name} | {ours / 1024:.0f} KiB | {base / 1024:.0f} KiB | {ours / base:.2f}× |")
+            print(
+                f"| {name} | {ours / 1024:.0f} KiB | {base / 1024:.0f} KiB | {ours / base:.2f}× |"
+            )
         else:
             print(f"| {name} | {ours * 1000:.2f} ms | {base * 1000:.2f} ms | {ours / base:.2f}× |")
-    print(f"| DynamoDB items written per batch | {items} | {args.spans} spans | "
-          f"{items / args.spans:.3f} per span |")
+    print(
+        f"| DynamoDB items written per batch | {items} | {args.spans} spans | "
+        f"{items / args.spans:.3f} per span |"
+    )
 
 
 if __name__ == "__main__":

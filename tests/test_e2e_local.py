@@ -70,7 +70,9 @@ def get_json(url: str) -> tuple[int, Any]:
 
 def test_otel_python_sdk_protobuf_exporter(gateway: str) -> None:
     session = f"py-{secrets.token_hex(4)}"
-    provider = TracerProvider(resource=Resource.create({"service.name": "py", "session.id": session}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "py", "session.id": session})
+    )
     exporter = OTLPSpanExporter(endpoint=f"{gateway}/v1/traces", timeout=10)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("e2e")

@@ -144,10 +144,16 @@ def test_corrected_spans_carry_clock_skew_attributes(ddb_client: Any, table_name
     fixed_span = fixed.resource_spans[0].scope_spans[0].spans[0]
     attrs = {kv.key: kv.value for kv in fixed_span.attributes}
     assert attrs["clock_skew.method"].string_value == "send_time"
-    assert attrs["clock_skew.original_start_time_unix_nano"].int_value == raw_span.start_time_unix_nano
+    assert (
+        attrs["clock_skew.original_start_time_unix_nano"].int_value == raw_span.start_time_unix_nano
+    )
     assert attrs["clock_skew.original_end_time_unix_nano"].int_value == raw_span.end_time_unix_nano
     offset = attrs["clock_skew.offset_ms"].double_value
-    assert attrs["clock_skew.lower_ms"].double_value <= offset <= attrs["clock_skew.upper_ms"].double_value
+    assert (
+        attrs["clock_skew.lower_ms"].double_value
+        <= offset
+        <= attrs["clock_skew.upper_ms"].double_value
+    )
     assert fixed_span.start_time_unix_nano - raw_span.start_time_unix_nano == round(offset * 1e6)
     assert not any(kv.key.startswith("clock_skew.") for kv in raw_span.attributes)
     assert int(items[0]["ttl"]["N"]) > int(items[0]["received_at_ms"]["N"]) // 1000
@@ -189,9 +195,24 @@ def test_batch_with_two_sessions_yields_one_sample_each(ddb_client: Any, table_n
 def test_header_session_is_a_fallback(ddb_client: Any, table_name: str) -> None:
     ingest, read = make_app(ddb_client, table_name)
     body = json.dumps(
-        {"resourceSpans": [{"scopeSpans": [{"spans": [
-            {"traceId": "1" * 32, "spanId": "2" * 16, "startTimeUnixNano": "1",
-             "endTimeUnixNano": "2"}]}]}]}
+        {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    "traceId": "1" * 32,
+                                    "spanId": "2" * 16,
+                                    "startTimeUnixNano": "1",
+                                    "endTimeUnixNano": "2",
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
     ).encode()
     event = post(body, received_ms=10_000, headers={"x-session-id": "hdr-session"})
     assert ingest.handle(event)["statusCode"] == 200
@@ -232,8 +253,12 @@ def test_gzip_protobuf(ddb_client: Any, table_name: str) -> None:
     fx = fixture(5)
     batch = decode_request(json.dumps(fx["body"]).encode(), "application/json", None, Limits())
     body = gzip.compress(encode_request(batch.request))
-    event = post(body, received_ms=int(fx["received_at_ms"]), content_type="application/x-protobuf",
-                 headers={"content-encoding": "gzip"})
+    event = post(
+        body,
+        received_ms=int(fx["received_at_ms"]),
+        content_type="application/x-protobuf",
+        headers={"content-encoding": "gzip"},
+    )
     assert ingest.handle(event)["statusCode"] == 200
 
 
@@ -256,8 +281,13 @@ def _status(response: dict[str, Any]) -> Status:
     ],
 )
 def test_bad_input_gets_a_status_body(
-    ddb_client: Any, table_name: str, body: bytes, content_type: str, encoding: str | None,
-    status: int, code: int,
+    ddb_client: Any,
+    table_name: str,
+    body: bytes,
+    content_type: str,
+    encoding: str | None,
+    status: int,
+    code: int,
 ) -> None:
     ingest, _ = make_app(ddb_client, table_name)
     headers = {"content-encoding": encoding} if encoding else {}
@@ -286,7 +316,9 @@ def test_unsupported_method_is_405_and_unknown_path_404(ddb_client: Any, table_n
 
 
 def test_origin_allow_list_and_preflight(ddb_client: Any, table_name: str) -> None:
-    ingest, _ = make_app(ddb_client, table_name, ALLOWED_ORIGINS="https://shop.example, http://127.0.0.1:34645")
+    ingest, _ = make_app(
+        ddb_client, table_name, ALLOWED_ORIGINS="https://shop.example, http://127.0.0.1:34645"
+    )
     preflight = json.loads((EVENTS / "options-traces.json").read_text())
     response = ingest.handle(preflight)
     assert response["statusCode"] == 204
@@ -325,8 +357,11 @@ def test_storage_down_is_503_with_retry_after() -> None:
     from skewgate.local.dynamodb import free_port
 
     client = boto3.client(
-        "dynamodb", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1",
-        aws_access_key_id="x", aws_secret_access_key="x",
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
         config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1}),
     )
     ingest, _ = make_app(client, "skewgate-down")
@@ -350,7 +385,9 @@ def test_clock_endpoint_and_token(ddb_client: Any, table_name: str) -> None:
     body = json.loads(response["body"])
     assert body["t1"] == event["requestContext"]["timeEpoch"]
     assert body["t2"] >= body["t1"]
-    assert body["token"] == sign_clock_reading(b"s3cret", json.dumps(body["t1"]), json.dumps(body["t2"]))
+    assert body["token"] == sign_clock_reading(
+        b"s3cret", json.dumps(body["t1"]), json.dumps(body["t2"])
+    )
 
 
 def test_round_trip_echo_gives_ntp_samples(ddb_client: Any, table_name: str) -> None:
@@ -393,8 +430,13 @@ def test_concurrent_batches_of_one_session_lose_nothing(ddb_client: Any, table_n
         body = copy.deepcopy(base["body"])
         for span in body["resourceSpans"][0]["scopeSpans"][0]["spans"]:
             span["spanId"] = f"{i + 1:02x}" + span["spanId"][2:]
-        events.append(post(json.dumps(body).encode(), received_ms=int(base["received_at_ms"]) + i,
-                           headers={"x-sent-at": base["headers"]["x-sent-at"]}))
+        events.append(
+            post(
+                json.dumps(body).encode(),
+                received_ms=int(base["received_at_ms"]) + i,
+                headers={"x-sent-at": base["headers"]["x-sent-at"]},
+            )
+        )
     results: list[int] = []
 
     def send(event: dict[str, Any]) -> None:
@@ -409,7 +451,8 @@ def test_concurrent_batches_of_one_session_lose_nothing(ddb_client: Any, table_n
     _, doc = skew(read, SESSION)
     assert len(doc["samples"]) == 6
     state = ddb_client.get_item(
-        TableName=table_name, Key={"PK": {"S": f"SESSION#{SESSION}"}, "SK": {"S": "STATE"}},
+        TableName=table_name,
+        Key={"PK": {"S": f"SESSION#{SESSION}"}, "SK": {"S": "STATE"}},
         ConsistentRead=True,
     )["Item"]
     assert state["version"]["N"] == "6" and state["samples"]["N"] == "6"
@@ -428,10 +471,29 @@ def test_sample_events_from_events_dir(ddb_client: Any, table_name: str) -> None
 def test_session_pagination(ddb_client: Any, table_name: str) -> None:
     ingest, read = make_app(ddb_client, table_name)
     for i in range(5):
-        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
-            {"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "startTimeUnixNano": "1",
-             "endTimeUnixNano": "2", "attributes": [
-                 {"key": "session.id", "value": {"stringValue": "paged"}}]}]}]}]}).encode()
+        body = json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": f"{i + 1:032x}",
+                                        "spanId": f"{i + 1:016x}",
+                                        "startTimeUnixNano": "1",
+                                        "endTimeUnixNano": "2",
+                                        "attributes": [
+                                            {"key": "session.id", "value": {"stringValue": "paged"}}
+                                        ],
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            }
+        ).encode()
         assert ingest.handle(post(body, received_ms=1000 + i))["statusCode"] == 200
     seen: list[int] = []
     cursor = None
@@ -454,13 +516,27 @@ def test_span_too_large_for_an_item_is_rejected_alone(ddb_client: Any, table_nam
         {"key": f"blob{i}", "value": {"stringValue": secrets.token_hex(8192)}} for i in range(40)
     ]
     spans = [
-        {"traceId": "3" * 32, "spanId": "4" * 16, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
-         "attributes": huge_attrs},
+        {
+            "traceId": "3" * 32,
+            "spanId": "4" * 16,
+            "startTimeUnixNano": "1",
+            "endTimeUnixNano": "2",
+            "attributes": huge_attrs,
+        },
         {"traceId": "3" * 32, "spanId": "5" * 16, "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
     ]
-    body = json.dumps({"resourceSpans": [{"resource": {"attributes": [
-        {"key": "session.id", "value": {"stringValue": "big"}}]},
-        "scopeSpans": [{"spans": spans}]}]}).encode()
+    body = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "session.id", "value": {"stringValue": "big"}}]
+                    },
+                    "scopeSpans": [{"spans": spans}],
+                }
+            ]
+        }
+    ).encode()
     response = ingest.handle(post(body, received_ms=5_000))
     assert response["statusCode"] == 200
     partial = json.loads(response["body"])["partialSuccess"]

@@ -101,7 +101,9 @@ def _sdk_spans() -> tuple[ExportTraceServiceRequest, list[object]]:
     tracer = provider.get_tracer("test-scope", "1.2.3")
     with tracer.start_as_current_span("parent", attributes={"f": 1.5, "b": True, "l": [1, 2]}) as p:
         p.add_event("evt", {"s": "x"})
-        with tracer.start_as_current_span("child", links=[SdkLink(p.get_span_context(), {"k": "v"})]):
+        with tracer.start_as_current_span(
+            "child", links=[SdkLink(p.get_span_context(), {"k": "v"})]
+        ):
             pass
     spans = list(exporter.get_finished_spans())
     return encode_spans(spans), spans

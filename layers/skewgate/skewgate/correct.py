@@ -9,7 +9,8 @@ Example:
     >>> from skewgate.otlp import Span
     >>> from skewgate.clock import SkewEstimate, Method
     >>> est = SkewEstimate(-800.0, -10_800.0, -793.0, Method.SEND_TIME, applied=True)
-    >>> [kv.key for kv in skew_attributes(est, Span(start_time_unix_nano=5, end_time_unix_nano=9))][:2]
+    >>> span = Span(start_time_unix_nano=5, end_time_unix_nano=9)
+    >>> [kv.key for kv in skew_attributes(est, span)][:2]
     ['clock_skew.offset_ms', 'clock_skew.lower_ms']
 """
 
@@ -97,7 +98,9 @@ def group_by_session(batch: DecodedBatch, fallback_session: str | None) -> list[
                     span.start_time_unix_nano,
                     *(e.time_unix_nano for e in span.events),
                 )
-                if latest and (group.max_client_time_ns is None or latest > group.max_client_time_ns):
+                if latest and (
+                    group.max_client_time_ns is None or latest > group.max_client_time_ns
+                ):
                     group.max_client_time_ns = latest
     return list(groups.values())
 
@@ -147,16 +150,17 @@ def _request(
     return b"".join(
         encode_resource_spans_parts(
             resource,
-            (encode_scope_spans(ss.scope, messages, ss.schema_url) for ss, messages in scopes.values()),
+            (
+                encode_scope_spans(ss.scope, messages, ss.schema_url)
+                for ss, messages in scopes.values()
+            ),
             schema_url,
         )
         for resource, schema_url, scopes in by_resource.values()
     )
 
 
-def encode_group(
-    group: SessionGroup, estimate: SkewEstimate
-) -> tuple[list[TraceChunk], list[str]]:
+def encode_group(group: SessionGroup, estimate: SkewEstimate) -> tuple[list[TraceChunk], list[str]]:
     """Encode a session group's spans per trace, raw and (when applied) corrected.
 
     Returns the chunks and the ids of spans too large for any DynamoDB item (rejected).
@@ -170,26 +174,9 @@ def encode_group(
     chunks: list[TraceChunk] = []
     oversized: list[str] = []
     for trace_id in sorted(by_trace):
-        raw_parts: list[tuple[ResourceSpans, ScopeSpans, bytes]] = []
-        fixed_parts: list[tuple[ResourceSpans, ScopeSpans, bytes]] = []
+        # Consecutive runs of the trace's spans, each small enough for one item.
+        runs: list[list[tuple[ResourceSpans, ScopeSpans, bytes, bytes]]] = [[]]
         size = 0
-        index = 0
-
-        def flush() -> None:
-            nonlocal raw_parts, fixed_parts, size, index
-            if raw_parts:
-                chunks.append(
-                    TraceChunk(
-                        trace_id,
-                        index,
-                        len(raw_parts),
-                        _request(raw_parts),
-                        _request(fixed_parts) if estimate.applied else None,
-                    )
-                )
-                index += 1
-            raw_parts, fixed_parts, size = [], [], 0
-
         for rs, ss, span in by_trace[trace_id]:
             if estimate.applied:
                 extra = (
@@ -200,14 +187,25 @@ def encode_group(
                 raw, fixed = encode_span_pair(span, shift_ns, extra)
             else:
                 raw, fixed = encode_span(span), b""
-            if len(raw) + len(fixed) > MAX_STORED_SPAN_BYTES:
+            span_size = len(raw) + len(fixed)
+            if span_size > MAX_STORED_SPAN_BYTES:
                 oversized.append(span.span_id)
                 continue
-            if raw_parts and size + len(raw) + len(fixed) > MAX_CHUNK_SPAN_BYTES:
-                flush()
-            raw_parts.append((rs, ss, raw))
-            if estimate.applied:
-                fixed_parts.append((rs, ss, fixed))
-            size += len(raw) + len(fixed)
-        flush()
+            if runs[-1] and size + span_size > MAX_CHUNK_SPAN_BYTES:
+                runs.append([])
+                size = 0
+            runs[-1].append((rs, ss, raw, fixed))
+            size += span_size
+        for index, run in enumerate(r for r in runs if r):
+            chunks.append(
+                TraceChunk(
+                    trace_id,
+                    index,
+                    len(run),
+                    _request([(rs, ss, raw) for rs, ss, raw, _ in run]),
+                    _request([(rs, ss, fixed) for rs, ss, _, fixed in run])
+                    if estimate.applied
+                    else None,
+                )
+            )
     return chunks, oversized

@@ -131,7 +131,9 @@ def export_response(
         message = ExportTraceServiceResponse()
         if rejected_spans or error_message:
             message.partial_success.CopyFrom(
-                ExportTracePartialSuccess(rejected_spans=rejected_spans, error_message=error_message)
+                ExportTracePartialSuccess(
+                    rejected_spans=rejected_spans, error_message=error_message
+                )
             )
         return _response(200, message.SerializeToString(), "application/x-protobuf", headers)
     payload: dict[str, Any] = {}

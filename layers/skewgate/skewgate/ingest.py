@@ -36,7 +36,13 @@ from skewgate.correct import (
     encode_group,
     group_by_session,
 )
-from skewgate.http import CORS_ALLOW_HEADERS, Request, error_response, export_response, json_response
+from skewgate.http import (
+    CORS_ALLOW_HEADERS,
+    Request,
+    error_response,
+    export_response,
+    json_response,
+)
 from skewgate.otlp import DecodeError, TooLarge, UnsupportedMediaType, decode_request
 from skewgate.store import (
     AlreadyCommitted,
@@ -192,9 +198,7 @@ class IngestApp:
         t1_text, t2_text = json.dumps(t1), json.dumps(t2)
         if self.estimator.clock_sync_key is not None:
             payload["token"] = sign_clock_reading(self.estimator.clock_sync_key, t1_text, t2_text)
-        return json_response(
-            200, payload, {"cache-control": "no-store", **self._cors(request)}
-        )
+        return json_response(200, payload, {"cache-control": "no-store", **self._cors(request)})
 
     # --- /v1/traces ----------------------------------------------------------------------
 
@@ -227,9 +231,14 @@ class IngestApp:
                 batch.rejected_spans, batch.error_message, protobuf=protobuf, headers=cors
             )
         try:
-            outcome = self._store_batch(request, batch.span_count, batch.rejected_spans,
-                                        batch.error_message, batch_id(batch),
-                                        group_by_session(batch, request.header("x-session-id")))
+            outcome = self._store_batch(
+                request,
+                batch.span_count,
+                batch.rejected_spans,
+                batch.error_message,
+                batch_id(batch),
+                group_by_session(batch, request.header("x-session-id")),
+            )
         except StorageUnavailable as exc:
             logger.warning("storage unavailable: %s", exc)
             status = 429 if exc.throttled else 503

@@ -6,8 +6,9 @@ dict in between. Protobuf bodies are parsed by opentelemetry-proto (upb) and con
 the same Structs, so everything after decoding sees one representation.
 
 Example:
-    >>> body = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c",'
-    ...        b'"spanId":"b7ad6b7169203331","name":"GET","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}'
+    >>> span = (b'{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331",'
+    ...         b'"name":"GET","startTimeUnixNano":"1","endTimeUnixNano":"2"}')
+    >>> body = b'{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + b']}]}]}'
     >>> batch = decode_request(body, "application/json", None, Limits())
     >>> batch.span_count, batch.rejected_spans
     (1, 0)
@@ -262,7 +263,9 @@ def validate(request: TracesRequest, limits: Limits) -> DecodedBatch:
         raise TooLarge(f"{total} spans in one request exceed the limit of {limits.max_spans}")
     for rs in request.resource_spans:
         if rs.resource is not None:
-            rs.resource.dropped_attributes_count += _limit_attributes(rs.resource.attributes, limits)
+            rs.resource.dropped_attributes_count += _limit_attributes(
+                rs.resource.attributes, limits
+            )
         for ss in rs.scope_spans:
             kept: list[Span] = []
             for span in ss.spans:
@@ -381,7 +384,9 @@ def _pb_span(pb: Any) -> Span:
         attributes=_pb_attributes(pb.attributes),
         dropped_attributes_count=pb.dropped_attributes_count,
         events=[
-            Event(e.time_unix_nano, e.name, _pb_attributes(e.attributes), e.dropped_attributes_count)
+            Event(
+                e.time_unix_nano, e.name, _pb_attributes(e.attributes), e.dropped_attributes_count
+            )
             for e in pb.events
         ],
         dropped_events_count=pb.dropped_events_count,

@@ -28,7 +28,6 @@ from skewgate.otlp import (
     Resource,
     ResourceSpans,
     Scope,
-    ScopeSpans,
     Span,
     TracesRequest,
 )
@@ -40,9 +39,9 @@ __all__ = [
     "encode_resource_spans",
     "encode_span",
     "encode_span_pair",
+    "key_value",
     "span_attribute_fields",
     "span_int_attribute_field",
-    "key_value",
 ]
 
 _pack_fixed64: Final = struct.Struct("<Q").pack
@@ -90,7 +89,12 @@ def _str_field(field_tag: bytes, text: str) -> bytes:
 
 _T_KV_KEY, _T_KV_VALUE = _tag(1, 2), _tag(2, 2)
 _T_AV_STR, _T_AV_BOOL, _T_AV_INT = _tag(1, 2), _tag(2, 0), _tag(3, 0)
-_T_AV_DOUBLE, _T_AV_ARRAY, _T_AV_KVLIST, _T_AV_BYTES = _tag(4, 1), _tag(5, 2), _tag(6, 2), _tag(7, 2)
+_T_AV_DOUBLE, _T_AV_ARRAY, _T_AV_KVLIST, _T_AV_BYTES = (
+    _tag(4, 1),
+    _tag(5, 2),
+    _tag(6, 2),
+    _tag(7, 2),
+)
 _T_LIST_VALUES = _tag(1, 2)
 
 
@@ -131,8 +135,11 @@ _KV_CACHE_MAX: Final = 8192
 
 def _kv_cached(kv: KeyValue) -> bytes:
     v = kv.value
-    if v is None or v.array_value is not None or v.kvlist_value is not None or (
-        v.bytes_value is not None
+    if (
+        v is None
+        or v.array_value is not None
+        or v.kvlist_value is not None
+        or (v.bytes_value is not None)
     ):
         return _kv(kv)
     sv = v.string_value
@@ -173,7 +180,12 @@ _T_SPAN_TRACE_ID, _T_SPAN_SPAN_ID, _T_SPAN_STATE, _T_SPAN_PARENT = (
     _tag(3, 2),
     _tag(4, 2),
 )
-_T_SPAN_NAME, _T_SPAN_KIND, _T_SPAN_START, _T_SPAN_END = _tag(5, 2), _tag(6, 0), _tag(7, 1), _tag(8, 1)
+_T_SPAN_NAME, _T_SPAN_KIND, _T_SPAN_START, _T_SPAN_END = (
+    _tag(5, 2),
+    _tag(6, 0),
+    _tag(7, 1),
+    _tag(8, 1),
+)
 _T_SPAN_ATTRS, _T_SPAN_DROPPED_ATTRS, _T_SPAN_EVENTS, _T_SPAN_DROPPED_EVENTS = (
     _tag(9, 2),
     _tag(10, 0),
@@ -186,7 +198,12 @@ _T_SPAN_LINKS, _T_SPAN_DROPPED_LINKS, _T_SPAN_STATUS, _T_SPAN_FLAGS = (
     _tag(15, 2),
     _tag(16, 5),
 )
-_T_EVENT_TIME, _T_EVENT_NAME, _T_EVENT_ATTRS, _T_EVENT_DROPPED = _tag(1, 1), _tag(2, 2), _tag(3, 2), _tag(4, 0)
+_T_EVENT_TIME, _T_EVENT_NAME, _T_EVENT_ATTRS, _T_EVENT_DROPPED = (
+    _tag(1, 1),
+    _tag(2, 2),
+    _tag(3, 2),
+    _tag(4, 0),
+)
 _T_LINK_TRACE, _T_LINK_SPAN, _T_LINK_STATE, _T_LINK_ATTRS, _T_LINK_DROPPED, _T_LINK_FLAGS = (
     _tag(1, 2),
     _tag(2, 2),
@@ -325,7 +342,9 @@ def encode_scope(scope: Scope) -> bytes:
     )
 
 
-def encode_scope_spans(scope: Scope | None, span_messages: Iterable[bytes], schema_url: str) -> bytes:
+def encode_scope_spans(
+    scope: Scope | None, span_messages: Iterable[bytes], schema_url: str
+) -> bytes:
     """A ``ScopeSpans`` from already encoded ``Span`` messages."""
     out = b"" if scope is None else _len_field(_T_SS_SCOPE, encode_scope(scope))
     out += b"".join(_len_field(_T_SS_SPANS, s) for s in span_messages)
@@ -349,7 +368,9 @@ def encode_resource_spans(rs: ResourceSpans, shift_ns: int = 0) -> bytes:
     return encode_resource_spans_parts(
         rs.resource,
         (
-            encode_scope_spans(ss.scope, (encode_span(s, shift_ns) for s in ss.spans), ss.schema_url)
+            encode_scope_spans(
+                ss.scope, (encode_span(s, shift_ns) for s in ss.spans), ss.schema_url
+            )
             for ss in rs.scope_spans
         ),
         rs.schema_url,

@@ -30,12 +30,16 @@ from skewgate.clock import Method, SessionClock, SkewEstimate
 from skewgate.correct import TraceChunk
 
 __all__ = [
+    "SKEW_THRESHOLDS",
     "BatchRecord",
     "SampleRecord",
+    "SessionDayRecord",
     "StateConflict",
     "StorageUnavailable",
     "Store",
     "decode_sample",
+    "decode_session_day",
+    "proven_abs_offset_ms",
 ]
 
 SAMPLE_INDEX: Final = "ByReceipt"
@@ -90,6 +94,28 @@ def _int(attr: dict[str, Any]) -> int:
 
 def day_of(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000.0, tz=UTC).strftime("%Y-%m-%d")
+
+
+#: Fleet thresholds on the *proven* |offset| (see ``proven_abs_offset_ms``): the per-day
+#: counters ``over_<name>_<method>`` of the session-day items and ``skewgate stats`` use these.
+SKEW_THRESHOLDS: Final = (("50ms", 50.0), ("100ms", 100.0), ("1s", 1_000.0), ("1h", 3_600_000.0))
+
+
+def proven_abs_offset_ms(lower_ms: float | None, upper_ms: float | None) -> float:
+    """How far the interval [lower, upper] lies from 0: a lower bound on |θ| (0 if it holds 0).
+
+    The point estimate is no measure of skew on its own: with causality only it carries the
+    batch's queueing delay (a clock in sync, batches flushed every 5 s, reads as θ ≈ 5 s).
+    What the evidence *proves* is this distance, so fleet counts use it.
+
+    >>> proven_abs_offset_ms(-10_800.0, -780.0), proven_abs_offset_ms(-55_000.0, 5_000.0)
+    (780.0, 0.0)
+    """
+    if lower_ms is not None and lower_ms > 0:
+        return lower_ms
+    if upper_ms is not None and upper_ms < 0:
+        return -upper_ms
+    return 0.0
 
 
 def _session_hash(session_id: str | None) -> str:
@@ -156,6 +182,67 @@ def decode_sample(item: dict[str, Any]) -> SampleRecord:
         trace_ids=[t["S"] for t in item.get("trace_ids", {}).get("L", [])],
         segment=_int(item.get("segment", {"N": "0"})),
         evidence=evidence,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDayRecord:
+    """One session on one day (the ``SESSION#<sid>``/``DAY#<d>`` item): latest verdict, counts."""
+
+    session_id: str
+    day: str
+    max_abs_offset_ms: float
+    offset_ms: float
+    lower_ms: float | None
+    upper_ms: float | None
+    method: str
+    applied: bool
+    batches: int
+    corrected_batches: int
+    jumps: int
+    first_received_at_ms: int | None
+    last_received_at_ms: int
+    #: ``batches_<method>`` and ``over_<threshold>_<method>`` (absent counters are 0).
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "max_abs_offset_ms": self.max_abs_offset_ms,
+            "offset_ms": self.offset_ms,
+            "lower_ms": self.lower_ms,
+            "upper_ms": self.upper_ms,
+            "method": self.method,
+            "applied": self.applied,
+            "batches": self.batches,
+            "corrected_batches": self.corrected_batches,
+            "jumps": self.jumps,
+            "first_received_at_ms": self.first_received_at_ms,
+            "last_received_at_ms": self.last_received_at_ms,
+        }
+
+
+def decode_session_day(item: dict[str, Any]) -> SessionDayRecord:
+    first = item.get("first_received_at_ms")
+    return SessionDayRecord(
+        session_id=item["session_id"]["S"],
+        day=item["SK"]["S"].removeprefix("DAY#"),
+        max_abs_offset_ms=float(item["max_abs_offset_ms"]["N"]),
+        offset_ms=float(item["offset_ms"]["N"]),
+        lower_ms=_num(item.get("lower_ms")),
+        upper_ms=_num(item.get("upper_ms")),
+        method=item["method"]["S"],
+        applied=item["applied"]["BOOL"],
+        batches=_int(item["batches"]),
+        corrected_batches=_int(item.get("corrected_batches", {"N": "0"})),
+        jumps=_int(item.get("jumps", {"N": "0"})),
+        first_received_at_ms=None if first is None else _int(first),
+        last_received_at_ms=_int(item["last_received_at_ms"]),
+        counters={
+            name: _int(value)
+            for name, value in item.items()
+            if name.startswith(("batches_", "over_")) and "N" in value
+        },
     )
 
 
@@ -309,9 +396,7 @@ class Store:
             delay = 0.02
             attempts = 0
             while pending:
-                response = self._call(
-                    "batch_write_item", RequestItems={self.table: pending}
-                )
+                response = self._call("batch_write_item", RequestItems={self.table: pending})
                 pending = response.get("UnprocessedItems", {}).get(self.table, [])
                 if pending:
                     attempts += 1
@@ -345,9 +430,7 @@ class Store:
             )
             actions.append({"Put": {"TableName": self.table, "Item": self._sample_item(sample)}})
             actions.append({"Update": self._day_update(sample, peak)})
-            actions.append(
-                {"Put": self._state_put(sample, state, previous, peak, ttl)}
-            )
+            actions.append({"Put": self._state_put(sample, state, previous, peak, ttl)})
         marker = {
             "Put": {
                 "TableName": self.table,
@@ -416,19 +499,31 @@ class Store:
         e = s.estimate
         day = day_of(s.received_at_ms)
         magnitude = min(day_max_abs_ms, 1e15)
+        # Fleet counters (``skewgate stats``): batches per method, and of those the ones whose
+        # interval proves |θ| beyond each threshold. Only counters that grow are written.
+        proven = proven_abs_offset_ms(e.lower_ms, e.upper_ms)
+        counters = [f"batches_{e.method.value}"] + [
+            f"over_{name}_{e.method.value}" for name, bound in SKEW_THRESHOLDS if proven > bound
+        ]
+        names = {"#type": "type", "#method": "method", "#ttl": "ttl"}
+        names.update({f"#c{i}": counter for i, counter in enumerate(counters)})
+        counter_updates = "".join(
+            f", #c{i} = if_not_exists(#c{i}, :zero) + :one" for i in range(len(counters))
+        )
         return {
             "TableName": self.table,
             "Key": {"PK": {"S": f"SESSION#{s.session_id}"}, "SK": {"S": f"DAY#{day}"}},
             "UpdateExpression": (
                 "SET #type = :type, session_id = :sid, DPK = :dpk, last_received_at_ms = :recv,"
+                " first_received_at_ms = if_not_exists(first_received_at_ms, :recv),"
                 " offset_ms = :off, lower_ms = :lo, upper_ms = :up, #method = :method,"
                 " applied = :applied, #ttl = :ttl,"
                 " batches = if_not_exists(batches, :zero) + :one,"
                 " jumps = if_not_exists(jumps, :zero) + :jump,"
                 " corrected_batches = if_not_exists(corrected_batches, :zero) + :corrected,"
-                " max_abs_offset_ms = :mag, DSK = :dsk"
+                " max_abs_offset_ms = :mag, DSK = :dsk" + counter_updates
             ),
-            "ExpressionAttributeNames": {"#type": "type", "#method": "method", "#ttl": "ttl"},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {
                 ":type": {"S": "session_day"},
                 ":sid": {"S": s.session_id},
@@ -512,6 +607,45 @@ class Store:
                 return samples, last
             kwargs["ExclusiveStartKey"] = last
 
+    def day_sessions(
+        self,
+        day: str,
+        *,
+        min_abs_offset_ms: float | None = None,
+        limit: int | None = None,
+        cursor: dict[str, Any] | None = None,
+    ) -> tuple[list[SessionDayRecord], dict[str, Any] | None]:
+        """A day's sessions, largest max |offset| first (GSI ``ByDay``, descending; no Scan).
+
+        ``min_abs_offset_ms`` is a key condition on the zero-padded ``DSK``, so every page
+        holds only matching sessions. The GSI is eventually consistent (a batch shows up here
+        within about a second, in the skew history at once).
+        """
+        values: dict[str, Any] = {":dpk": {"S": f"DAY#{day}"}}
+        condition = "DPK = :dpk"
+        if min_abs_offset_ms is not None and min_abs_offset_ms > 0:
+            condition += " AND DSK >= :dsk"
+            values[":dsk"] = {"S": f"{min(min_abs_offset_ms, 1e15):020.3f}#"}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": DAY_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = cursor
+        sessions: list[SessionDayRecord] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(sessions)
+            response = self._call("query", **kwargs)
+            sessions.extend(decode_session_day(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if last is None or (limit is not None and len(sessions) >= limit):
+                return sessions, last
+            kwargs["ExclusiveStartKey"] = last
+
     def session_exists(self, session_id: str) -> bool:
         return bool(self.get_states([session_id]))
 
@@ -532,5 +666,3 @@ class Store:
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-

@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     read = build_read_app()
     static = Path(__file__).parent / "static"
     server = make_server(
-        ingest.handle, read.handle, host=args.host, port=args.port,
+        ingest.handle,
+        read.handle,
+        host=args.host,
+        port=args.port,
         static_dir=static if static.is_dir() else None,
     )
     base = f"http://{args.host}:{server.server_address[1]}"

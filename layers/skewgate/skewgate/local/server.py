@@ -126,7 +126,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_raw(404, b'{"message":"Not Found"}')
             return
         event = build_event(
-            self.command, self.path, list(self.headers.items()), body, received_ms,
+            self.command,
+            self.path,
+            list(self.headers.items()),
+            body,
+            received_ms,
             self.client_address[0],
         )
         response = handler(event)
