@@ -14,6 +14,7 @@ MODULES = [
     "skewgate.correct",
     "skewgate.config",
     "skewgate.http",
+    "skewgate.forward_wire",
 ]
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from skewgate.clock import EstimatorConfig
 from skewgate.otlp import Limits
@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     max_spans_per_request: int = Field(default=10_000, gt=0)
     max_attributes_per_span: int = Field(default=128, gt=0)
     max_attribute_value_bytes: int = Field(default=16 * 1024, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # ``from_env`` hands over the one mapping to read, so a test's explicit environment
+        # is never mixed with the process's.
+        return (init_settings,)
 
     @field_validator(
         "max_correction_ms", "clock_sync_key", "forward_endpoint", "forward_headers", mode="before"
