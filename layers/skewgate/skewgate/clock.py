@@ -14,15 +14,32 @@ Every observation of a batch yields an interval that must contain θ:
 A new interval disjoint from the running one is a clock jump: the device slept, the user
 changed the clock, or NTP stepped. A jump starts a new segment; history never crosses it.
 
+Not every step can be seen. A clock set *back* (θ grows) by less than a one-way bound's assumed
+side keeps the intervals intersecting: it looks like a slow upload. This is the common case of
+a time service fixing a clock that ran ahead. Two rules keep it from doing harm:
+
+* a one-way upper bound more than ``step_slack_ms`` above the session's last one drops the
+  session's upper side (flag ``possible_step``); its lower side still holds, as θ only grew;
+* only the batch's *own* evidence may prove the clock wrong; history narrows the interval and
+  the estimate but never alone justifies a shift, since after a hidden step it would go on
+  "proving" wrong a clock that is right again.
+
+A send time or round trip describes the clock *now*; spans stamped before a step do not.
+Spans older than any batching explains (``sleep_drift``) therefore count only through their
+hard causality bound, and a jump seen by the send time or round trip but not by the spans'
+own bound (``straddles_step``) reports both clocks' intervals and shifts nothing.
+
 The correction policy refuses to touch a clock that is within the measurement error: only
 an interval that lies wholly beyond ``±min_correction_ms`` proves the clock wrong. 25 ms is
 about one browser frame plus the jitter of a one-way upload; smaller shifts would move span
 times by less than what the page itself can observe, adding noise instead of removing it.
 
 Example:
-    >>> ev = BatchEvidence(received_at_ms=10_000.0, sent_at_ms=10_800.0, max_client_time_ms=10_700.0)
+    >>> ev = BatchEvidence(
+    ...     received_at_ms=10_000.0, sent_at_ms=10_800.0, max_client_time_ms=10_700.0
+    ... )
     >>> est, state = estimate(ev, None, EstimatorConfig())
-    >>> est.method, est.applied, est.upper_ms
+    >>> est.method.value, est.applied, est.upper_ms
     ('send_time', True, -800.0)
 """
 
@@ -203,6 +220,10 @@ class ClockSync:
             return "t3 before t0"
         if self.t2 < self.t1:
             return "t2 before t1"
+        if self.delay_ms < -2.0:
+            # The client saw less time pass than we spent answering: not one exchange.
+            # (Up to 2 ms is ms rounding of t0, t1 and t3; the companion drops any < 0.)
+            return "negative round trip"
         if self.t2 > received_at_ms + 1.0:
             return "t2 after receipt"
         if received_at_ms - self.t2 > max_age_ms:
@@ -220,6 +241,11 @@ class EstimatorConfig:
 
     ``default_one_way_delay_ms`` is the upload delay assumed when a session has no round trip
     to tell its own: a browser's one-way delay to a regional API is tens of ms.
+
+    ``step_slack_ms`` is how far a one-way upper bound may exceed the session's before the
+    session's upper side is no longer trusted: upload delays rarely spread by more, and half
+    the companion's 1 s jump threshold leaves room for the bound's own slack (a causality
+    bound sits a batch age above θ). Lower only widens intervals; higher lets steps hide.
     """
 
     min_correction_ms: float = 25.0
@@ -230,6 +256,7 @@ class EstimatorConfig:
     default_one_way_delay_ms: float = 20.0
     max_sync_age_ms: float = 6 * 3_600_000.0
     clock_sync_key: bytes | None = None
+    step_slack_ms: float = 500.0
 
     def drift_ms(self, elapsed_ms: float) -> float:
         """How far a clock may wander in ``elapsed_ms``, plus 1 ms for ms-rounded readings."""
@@ -313,6 +340,18 @@ def _batch_interval(
         method = Method.CAUSALITY
     if evidence.sent_at_ms is not None:
         upload = recv - evidence.sent_at_ms
+        if (
+            evidence.max_client_time_ms is not None
+            and causality is not None
+            and evidence.sent_at_ms - evidence.max_client_time_ms > config.max_batch_age_ms
+        ):
+            # Spans far older than any batching explains: the batch waited (offline, across
+            # a sleep), the clock was set forward after they ended, or their times drifted
+            # (performance.timeOrigin across a sleep). The send time and any round trip
+            # describe the clock now, not necessarily the one that stamped these spans, and
+            # their age is unknown: only the hard causality bound speaks for them.
+            flags.append("sleep_drift")
+            return OffsetInterval(None, causality), Method.CAUSALITY, None
         # A send time is measured just before the upload, so its assumed lower bound is the
         # tighter and more reliable one; the causality bound still caps the upper side.
         send = OffsetInterval(upload - config.max_upload_delay_ms, upload)
@@ -323,14 +362,6 @@ def _batch_interval(
             flags.append("inconsistent_send_time")
         else:
             interval, method = combined, Method.SEND_TIME
-            if (
-                evidence.max_client_time_ms is not None
-                and evidence.sent_at_ms - evidence.max_client_time_ms > config.max_batch_age_ms
-            ):
-                # Spans far older than any batching explains, on a send clock that agrees
-                # with history: span times drifted (performance.timeOrigin across a sleep)
-                # or the batch waited offline.
-                flags.append("sleep_drift")
     used_sync = None
     sync = evidence.clock_sync
     if sync is not None:
@@ -338,7 +369,9 @@ def _batch_interval(
         if why is not None:
             flags.append("implausible_sync")
         else:
-            ntp = sync.interval.widen(config.drift_ms(recv - sync.t2))
+            # t1 − t0 bounds θ as of t0, which is up to one round trip plus our processing
+            # before t2: widen from there (t1 − δ ≤ t0 on our clock), not from t2.
+            ntp = sync.interval.widen(config.drift_ms(recv - sync.t1 + max(sync.delay_ms, 0.0)))
             # Only hard bounds may reject a round trip: the one-way upper bounds.
             narrowed = ntp.intersect(OffsetInterval(None, interval.upper_ms))
             if narrowed is None:
@@ -346,6 +379,13 @@ def _batch_interval(
             else:
                 interval, method, used_sync = narrowed, Method.NTP, sync
     return interval, method, used_sync
+
+
+def _hull(a: OffsetInterval, b: OffsetInterval) -> OffsetInterval:
+    """The smallest interval holding both (``None`` stays unbounded)."""
+    lower = None if a.lower_ms is None or b.lower_ms is None else min(a.lower_ms, b.lower_ms)
+    upper = None if a.upper_ms is None or b.upper_ms is None else max(a.upper_ms, b.upper_ms)
+    return OffsetInterval(lower, upper)
 
 
 def estimate(
@@ -356,10 +396,20 @@ def estimate(
     """Estimate θ for one batch and return the session's next state.
 
     ``previous`` is ``None`` for a batch without session (no history) or a session's first.
+
+    Only the batch's own evidence may prove the clock wrong (``applied``); history narrows the
+    interval and the estimate. A clock set back (θ grows) by less than the assumed side of a
+    one-way bound never makes the intervals disjoint: it looks like a slow upload, and history
+    would go on "proving" wrong a clock that is right again. The batch's own hard bounds cannot
+    be fooled that way.
     """
     recv = evidence.received_at_ms
     flags: list[str] = []
-    own, method, sync = _batch_interval(evidence, config, flags)
+    own, own_method, sync = _batch_interval(evidence, config, flags)
+    method = own_method
+    # What the interval says about this batch's spans; differs from ``interval`` (the session's
+    # new state) only for a batch that may straddle a clock step.
+    report: OffsetInterval | None = None
 
     jump = False
     segment = 0
@@ -373,14 +423,44 @@ def estimate(
         if joined is None:
             jump = True
             segment += 1
+            spans_at = evidence.max_client_time_ms
+            if own_method in (Method.SEND_TIME, Method.NTP) and spans_at is not None:
+                c = recv - spans_at
+                old = running.intersect(OffsetInterval(c - config.max_batch_age_ms, c))
+                if old is not None:
+                    # The send time or round trip shows the step, the spans' own interval does
+                    # not: they may have been stamped before it, on the old clock. Which clock
+                    # stamped them is unknown, so the batch reports both and is not shifted.
+                    # The new segment starts from the evidence about the clock now, without
+                    # the spans' bound (which may be the old clock's).
+                    flags = []
+                    interval, method, sync = _batch_interval(
+                        replace(evidence, max_client_time_ms=None), config, flags
+                    )
+                    report = _hull(interval, old)
+                    flags.append("straddles_step")
         else:
-            interval = joined
             samples = previous.samples + 1
             if previous.method.strength > method.strength:
                 method = previous.method
             best_offset = previous.best_sync_offset_ms
             best_delay = previous.best_sync_delay_ms
             best_at = previous.best_sync_at_ms
+            if (
+                own_method in (Method.SEND_TIME, Method.CAUSALITY)
+                and own.upper_ms is not None
+                and previous.upper_ms is not None
+                and own.upper_ms - previous.upper_ms > config.step_slack_ms
+            ):
+                # A one-way upper bound well above the session's last one: a slow upload or
+                # batch, or the clock was set back by a step hidden in the assumed side. The
+                # session's upper bound may no longer hold; its lower bound still does (θ only
+                # grew), so keep that and this batch's own upper. (Compared before drift
+                # widening: after a long gap, worst-case drift would otherwise hide the step.)
+                joined = OffsetInterval(joined.lower_ms, own.upper_ms)
+                best_offset = best_delay = best_at = None
+                flags.append("possible_step")
+            interval = joined
             if best_offset is not None and not interval.contains(best_offset):
                 # The old round trip's midpoint left the narrowed interval: drop it.
                 best_offset = best_delay = best_at = None
@@ -416,16 +496,17 @@ def estimate(
         point = 0.0
     offset = interval.clamp(point)
 
-    applied = method is not Method.NONE and interval.proves_wrong(config.min_correction_ms)
+    applied = report is None and own.proves_wrong(config.min_correction_ms)
     if applied and config.max_correction_ms is not None and abs(offset) > config.max_correction_ms:
         flags.append("over_cap")
         applied = False
     if jump:
         flags.append("jump")
+    shown = interval if report is None else report
     result = SkewEstimate(
         offset_ms=offset,
-        lower_ms=interval.lower_ms,
-        upper_ms=interval.upper_ms,
+        lower_ms=shown.lower_ms,
+        upper_ms=shown.upper_ms,
         method=method,
         applied=applied,
         jump=jump,
