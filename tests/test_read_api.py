@@ -92,7 +92,7 @@ def test_sessions_of_a_day_most_skewed_first(apps: Any) -> None:
     assert doc["day"] == D1 and "next_cursor" not in doc
     ids = [s["session_id"] for s in doc["sessions"]]
     assert sorted(ids) == sorted([s.session_id for s in SCENARIOS] + [ACROSS.session_id])
-    peaks = [s["max_abs_offset_ms"] for s in doc["sessions"]]
+    peaks = [s["max_proven_abs_offset_ms"] for s in doc["sessions"]]
     assert peaks == sorted(peaks, reverse=True)
     assert ids[:2] == ["demo-behind-2d", "demo-jump-3h"]
     behind = doc["sessions"][0]

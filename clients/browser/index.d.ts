@@ -46,7 +46,7 @@ export interface ClockSyncOptions {
   burst?: number;
   /** Per-exchange timeout, ms. Default 5000. */
   timeoutMs?: number;
-  /** Date.now() vs performance.now() disagreement that counts as a clock jump (sleep, clock set), ms. Default 1000. */
+  /** Date.now() vs performance.now() disagreement that counts as a clock jump (sleep, clock set), ms. Default 100: a sub-second step otherwise keeps echoing an exchange of the old clock; a false alarm only costs one resync. */
   jumpMs?: number;
   /** An exchange older than this is no longer sent, ms. Default 3 × intervalMs. */
   maxAgeMs?: number;

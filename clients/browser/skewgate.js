@@ -60,7 +60,7 @@ export function createClockSync(options) {
     intervalMs = o.intervalMs || 300000;
     burst = o.burst || 3;
     timeoutMs = o.timeoutMs || 5000;
-    jumpMs = o.jumpMs || 1000;
+    jumpMs = o.jumpMs || 100;
     maxAgeMs = o.maxAgeMs || 3 * intervalMs;
     minGapMs = o.minGapMs == null ? 30000 : o.minGapMs;
     key = clean(o.ingestKey);

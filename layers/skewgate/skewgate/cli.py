@@ -160,7 +160,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     )
     for s in doc.sessions:
         table.add_row(
-            s.session_id, fmt_ms(s.max_abs_offset_ms, signed=False), fmt_ms(s.offset_ms),
+            s.session_id, fmt_ms(s.max_proven_abs_offset_ms, signed=False), fmt_ms(s.offset_ms),
             fmt_interval(s.lower_ms, s.upper_ms),
             fmt_ms(proven_abs_offset_ms(s.lower_ms, s.upper_ms), signed=False), s.method,
             f"{s.corrected_batches}/{s.batches}", str(s.jumps) if s.jumps else "",

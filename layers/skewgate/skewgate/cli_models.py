@@ -63,7 +63,7 @@ class SessionDay(_Doc):
     """One session on one (UTC) day: its latest verdict and the day's counts."""
 
     session_id: str
-    max_abs_offset_ms: float
+    max_proven_abs_offset_ms: float
     offset_ms: float
     lower_ms: float | None
     upper_ms: float | None

@@ -6,7 +6,7 @@
 - ``GET /v1/traces/{id}`` → ``{"trace_id", "spans": [...]}``: raw and corrected times side by
   side; unknown trace → 404.
 - ``GET /v1/sessions?day=&min_offset_ms=&limit=&cursor=`` → ``{"day", "sessions": [...]}``:
-  the day's sessions (UTC day, default today), largest max |offset| first (GSI ``ByDay``).
+  the day's sessions (UTC day, default today), largest proven |offset| first (GSI ``ByDay``).
 - ``GET /v1/stats?day=`` → the share of batches and sessions whose offset is *proven* beyond
   50 ms / 100 ms / 1 s / 1 h, overall and by method (from the session-day items).
 
@@ -136,7 +136,7 @@ def sessions_document(
     limit: int | None = DEFAULT_SESSIONS_LIMIT,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """A day's sessions, most skewed (largest max |offset| of the day) first.
+    """A day's sessions, most skewed (largest proven |offset| of the day) first.
 
     ``{"day", "sessions": [...], "next_cursor"?}``; an empty day is an empty list.
     """

@@ -191,7 +191,7 @@ class SessionDayRecord:
 
     session_id: str
     day: str
-    max_abs_offset_ms: float
+    max_proven_abs_offset_ms: float
     offset_ms: float
     lower_ms: float | None
     upper_ms: float | None
@@ -208,7 +208,7 @@ class SessionDayRecord:
     def to_api(self) -> dict[str, Any]:
         return {
             "session_id": self.session_id,
-            "max_abs_offset_ms": self.max_abs_offset_ms,
+            "max_proven_abs_offset_ms": self.max_proven_abs_offset_ms,
             "offset_ms": self.offset_ms,
             "lower_ms": self.lower_ms,
             "upper_ms": self.upper_ms,
@@ -227,7 +227,7 @@ def decode_session_day(item: dict[str, Any]) -> SessionDayRecord:
     return SessionDayRecord(
         session_id=item["session_id"]["S"],
         day=item["SK"]["S"].removeprefix("DAY#"),
-        max_abs_offset_ms=float(item["max_abs_offset_ms"]["N"]),
+        max_proven_abs_offset_ms=float(item["max_proven_abs_offset_ms"]["N"]),
         offset_ms=float(item["offset_ms"]["N"]),
         lower_ms=_num(item.get("lower_ms")),
         upper_ms=_num(item.get("upper_ms")),
@@ -267,12 +267,13 @@ class StateRow:
     clock: SessionClock
     version: int
     day: str
-    day_max_abs_offset_ms: float
+    day_max_proven_abs_ms: float
 
-    def day_peak(self, received_at_ms: float, offset_ms: float) -> float:
+    def day_peak(self, received_at_ms: float, proven_abs_ms: float) -> float:
+        """The day's largest proven |θ| after this sample (a new day starts from it)."""
         if day_of(received_at_ms) == self.day:
-            return max(self.day_max_abs_offset_ms, abs(offset_ms))
-        return abs(offset_ms)
+            return max(self.day_max_proven_abs_ms, proven_abs_ms)
+        return proven_abs_ms
 
 
 class Store:
@@ -349,7 +350,7 @@ class Store:
                         _state_from_item(item),
                         _int(item["version"]),
                         item.get("day", {}).get("S", ""),
-                        _num(item.get("day_max_abs_offset_ms")) or 0.0,
+                        _num(item.get("day_max_proven_abs_ms")) or 0.0,
                     )
                 pending = response.get("UnprocessedKeys") or {}
         return found
@@ -423,10 +424,11 @@ class Store:
         for sample, state, previous in updates:
             actions: list[dict[str, Any]] = []
             per_session.append(actions)
+            # The day index ranks sessions by what their intervals prove, not by point
+            # estimates: with causality only, an estimate carries the batch's queueing delay.
+            proven = proven_abs_offset_ms(sample.estimate.lower_ms, sample.estimate.upper_ms)
             peak = (
-                previous.day_peak(sample.received_at_ms, sample.estimate.offset_ms)
-                if previous is not None
-                else abs(sample.estimate.offset_ms)
+                previous.day_peak(sample.received_at_ms, proven) if previous is not None else proven
             )
             actions.append({"Put": {"TableName": self.table, "Item": self._sample_item(sample)}})
             actions.append({"Update": self._day_update(sample, peak)})
@@ -495,7 +497,7 @@ class Store:
         }
 
     def _day_update(self, s: SampleRecord, day_max_abs_ms: float) -> dict[str, Any]:
-        """Per session and day: the latest verdict, and the largest |offset| for the day index."""
+        """Per session and day: the latest verdict, and the largest proven |offset| for the day index."""
         e = s.estimate
         day = day_of(s.received_at_ms)
         magnitude = min(day_max_abs_ms, 1e15)
@@ -521,7 +523,7 @@ class Store:
                 " batches = if_not_exists(batches, :zero) + :one,"
                 " jumps = if_not_exists(jumps, :zero) + :jump,"
                 " corrected_batches = if_not_exists(corrected_batches, :zero) + :corrected,"
-                " max_abs_offset_ms = :mag, DSK = :dsk" + counter_updates
+                " max_proven_abs_offset_ms = :mag, DSK = :dsk" + counter_updates
             ),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {
@@ -558,7 +560,7 @@ class Store:
             "Item": {
                 "PK": {"S": f"SESSION#{sample.session_id}"},
                 "day": {"S": day_of(sample.received_at_ms)},
-                "day_max_abs_offset_ms": _n(float(day_peak_ms)),
+                "day_max_proven_abs_ms": _n(float(day_peak_ms)),
                 "SK": {"S": "STATE"},
                 "type": {"S": "state"},
                 "version": _n((version or 0) + 1),
@@ -615,7 +617,7 @@ class Store:
         limit: int | None = None,
         cursor: dict[str, Any] | None = None,
     ) -> tuple[list[SessionDayRecord], dict[str, Any] | None]:
-        """A day's sessions, largest max |offset| first (GSI ``ByDay``, descending; no Scan).
+        """A day's sessions, largest proven |offset| first (GSI ``ByDay``, descending; no Scan).
 
         ``min_abs_offset_ms`` is a key condition on the zero-padded ``DSK``, so every page
         holds only matching sessions. The GSI is eventually consistent (a batch shows up here

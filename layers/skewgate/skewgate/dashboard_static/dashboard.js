@@ -79,7 +79,7 @@ async function loadSessions(append) {
   for (const s of doc.sessions) {
     const row = el("tr", { "data-session": s.session_id, tabindex: "0" });
     cell(row, s.session_id, "sid").title = s.session_id;
-    cell(row, fmtMs(s.max_abs_offset_ms, false), "num");
+    cell(row, fmtMs(s.max_proven_abs_offset_ms, false), "num");
     cell(row, fmtMs(s.offset_ms), "num");
     cell(row, fmtInterval(s.lower_ms, s.upper_ms));
     cell(row, s.method);

@@ -202,7 +202,7 @@ def default_router(ingest: Handler, read: Handler) -> Callable[[str, str], Handl
         clean = path.rstrip("/")
         if clean in ("/v1/traces", "/v1/clock"):
             return ingest
-        if clean.startswith("/v1/sessions") or clean.startswith("/v1/traces/"):
+        if clean.startswith(("/v1/sessions", "/v1/traces/")) or clean == "/v1/stats":
             return read
         return None
 
