@@ -59,7 +59,8 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 RELAY_MIN_DRIFT_MS = 55 * MINUTE  # Relay's MINIMUM_CLOCK_DRIFT
-JUMP_MIN_MS = 1_000.0  # the companion's jumpMs: smaller steps are invisible to it
+JUMP_MIN_MS = 1_000.0  # steps from this size count as jump samples in the recall metric
+COMPANION_JUMP_MS = 100.0  # clients/browser/skewgate.js's default jumpMs
 CLASSES = ("ntp", "send_time", "causality")
 ESTIMATORS = ("skewgate", "relay", "elastic")
 
@@ -89,7 +90,7 @@ class Scenario:
     offline_replay_p: float = 0.0  # share of batches queued offline for 1-20 min, then sent
     sub_second_steps: bool = False  # RTC restore / NTP steps below the 1 s jump threshold
     # The companion's jumpMs: Date.now() vs performance.now() disagreement it treats as a step.
-    companion_jump_ms: float = JUMP_MIN_MS
+    companion_jump_ms: float = COMPANION_JUMP_MS
     # Score the table on batches that respect the stated assumptions (main) or on all (stress).
     score_kept_only: bool = True
 

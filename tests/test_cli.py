@@ -148,7 +148,7 @@ def test_empty_results_say_so(capsys: pytest.CaptureFixture[str], seeded_table: 
     assert (code, out.strip(), err) == (0, f"no sessions on {EMPTY_DAY}", "")
     code, out, _ = run(capsys, "--table", seeded_table, "sessions", "--day", D1,
                        "--min-offset-ms", "1e12")
-    assert code == 0 and out.startswith(f"no sessions on {D1} with max |θ| >= ")
+    assert code == 0 and out.startswith(f"no sessions on {D1} with max proven |θ| >= ")
     code, out, _ = run(capsys, "--table", seeded_table, "stats", "--day", EMPTY_DAY)
     assert (code, out.strip()) == (0, f"no sessions on {EMPTY_DAY}")
 

@@ -147,14 +147,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     doc = SessionsDocument.model_validate(document)
     console = _console()
     if not doc.sessions:
-        where = f" with max |θ| >= {fmt_ms(args.min_offset_ms, signed=False)}" \
+        where = f" with max proven |θ| >= {fmt_ms(args.min_offset_ms, signed=False)}" \
             if args.min_offset_ms else ""
         console.print(f"no sessions on {doc.day}{where}")
         return 0
     table = _table(
         f"Sessions on {doc.day} (UTC), most skewed first",
-        [("session", "left"), ("max |θ|", "right"), ("latest θ", "right"),
-         ("interval", "left"), ("proven |θ|", "right"), ("method", "left"),
+        [("session", "left"), ("day max proven |θ|", "right"), ("latest θ", "right"),
+         ("interval", "left"), ("latest proven |θ|", "right"), ("method", "left"),
          ("corrected", "right"), ("jumps", "right"), ("last batch", "left")],
         caption=f"{_THETA}. proven |θ|: distance of the interval from 0.",
     )
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="a day's sessions, most skewed first")
     sessions.add_argument("--day", type=_day, default=None, help="UTC day yyyy-mm-dd (today)")
     sessions.add_argument("--min-offset-ms", type=_non_negative, default=None,
-                          help="only sessions whose max |θ| that day is at least this")
+                          help="only sessions whose largest proven |θ| that day is at least this")
     sessions.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT,
                           help=f"at most this many (default {DEFAULT_LIMIT})")
     sessions.add_argument("--cursor", default=None, help="continue a previous listing")

@@ -497,7 +497,7 @@ class Store:
         }
 
     def _day_update(self, s: SampleRecord, day_max_abs_ms: float) -> dict[str, Any]:
-        """Per session and day: the latest verdict, and the largest proven |offset| for the day index."""
+        """Per session and day: the latest verdict and the largest proven |offset| (day index)."""
         e = s.estimate
         day = day_of(s.received_at_ms)
         magnitude = min(day_max_abs_ms, 1e15)

@@ -1,0 +1,24 @@
+"""`make bench`: every measurement, in one run, printed as the Markdown README.md records.
+
+    python benchmarks/run.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import accuracy, pipeline
+
+
+def main() -> int:
+    print("## Ingest pipeline (`python -m benchmarks.pipeline`)\n")
+    pipeline.main([])
+    print()
+    return accuracy.main([])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
