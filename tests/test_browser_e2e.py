@@ -26,9 +26,7 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -39,23 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
+from support import local_runner
 
 from skewgate.local.dynamodb import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BROWSER_SRC = REPO / "tests" / "browser"
 STATIC = REPO / "layers" / "skewgate" / "skewgate" / "local" / "static"
-CHROMIUM = os.environ.get("SKEWGATE_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_FLAGS = [
-    "--headless",
-    "--no-sandbox",  # also what lets LD_PRELOAD reach every Chromium process
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM, LAUNCH_FLAGS = support.CHROMIUM, support.CHROMIUM_FLAGS
 KEY = "pk_browser_e2e"
 DAY_MS = 86_400_000
 MIN_CORRECTION_MS = 25.0  # the default MIN_CORRECTION_MS
@@ -164,30 +154,8 @@ def gateway(
     }
     for name in ("LD_PRELOAD", "FAKETIME"):
         env.pop(name, None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "skewgate.local.run"], env=env, stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"local runner exited:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"local runner did not start listening:\n{log.read_text()}")
-    yield Gateway(url, log)
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with local_runner(env, port, log):
+        yield Gateway(url, log)
 
 
 # --- the browser ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 from test_read_api import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION, seeded_table_of
 
 from skewgate.dashboard import make_server
@@ -27,17 +28,7 @@ from skewgate.local.server import build_event
 from skewgate.read import ReadApp
 from skewgate.store import Store
 
-CHROMIUM = os.environ.get("SKEWGATE_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM, LAUNCH_FLAGS = support.CHROMIUM, support.CHROMIUM_FLAGS
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,12 +16,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from support import local_runner
 
 from skewgate.local.dynamodb import free_port
 
 
 @pytest.fixture(scope="module")
-def gateway(dynamodb_endpoint: str) -> Iterator[str]:
+def gateway(dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
@@ -33,31 +31,9 @@ def gateway(dynamodb_endpoint: str) -> Iterator[str]:
         "PORT": str(port),
         "FORWARD_TARGET": "none",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "skewgate.local.run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"local runner exited: {output}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("local runner did not start listening")
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    log = tmp_path_factory.mktemp("runner") / "runner.log"
+    with local_runner(env, port, log) as url:
+        yield url
 
 
 def get_json(url: str) -> tuple[int, Any]:

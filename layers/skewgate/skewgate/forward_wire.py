@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
+from skewgate.otlp_encode import encode_varint as _varint
+
 __all__ = [
     "WireError",
     "count_spans",
@@ -51,15 +53,6 @@ _LEN: Final = 2
 
 class WireError(ValueError):
     """The bytes are not a well-formed ``ExportTraceServiceRequest`` at the levels we walk."""
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:

@@ -39,6 +39,7 @@ __all__ = [
     "encode_resource_spans",
     "encode_span",
     "encode_span_pair",
+    "encode_varint",
     "key_value",
     "span_attribute_fields",
     "span_int_attribute_field",
@@ -69,6 +70,9 @@ def _varint(value: int) -> bytes:
     if 0 <= value < 16384:
         return _SMALL_VARINTS[value]
     return _varint_slow(value)
+
+
+encode_varint = _varint  # the wire-level helpers (forward_wire) share it
 
 
 def _tag(field: int, wire: int) -> bytes:

@@ -1,0 +1,62 @@
+"""Helpers shared by the tests that start real processes: the local runner and Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("SKEWGATE_CHROMIUM", "/usr/bin/chromium")
+# What Debian's Chromium needs headless, as root, on a machine with no route to the internet.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",  # also what lets LD_PRELOAD (libfaketime) reach every Chromium process
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def local_runner(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """``python -m skewgate.local.run`` with ``env``, until it listens on ``port``.
+
+    Yields its base URL; the process's output goes to ``log`` (shown when it fails to start).
+    """
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "skewgate.local.run"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"local runner exited:\n{log.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"local runner did not start listening:\n{log.read_text()}")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
