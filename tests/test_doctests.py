@@ -15,6 +15,8 @@ MODULES = [
     "skewgate.config",
     "skewgate.http",
     "skewgate.forward_wire",
+    "skewgate.forward",
+    "skewgate.store",
 ]
 
 
