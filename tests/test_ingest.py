@@ -544,3 +544,49 @@ def test_span_too_large_for_an_item_is_rejected_alone(ddb_client: Any, table_nam
     _, doc = skew(read, "big")
     assert doc["samples"][0]["span_count"] == 1
     assert [s["span_id"] for s in stored_spans(read, "3" * 32)] == ["5" * 16]
+
+
+def test_past_the_lambda_deadline_is_503_not_a_timeout(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    response = ingest.handle(fixture_event(1), remaining_ms=lambda: 1_500)
+    assert response["statusCode"] == 503
+    assert response["headers"]["retry-after"] == "2"
+    assert skew(read, SESSION)[0] == 404  # nothing committed: the retry will store it
+    assert ingest.handle(fixture_event(1), remaining_ms=lambda: 15_000)["statusCode"] == 200
+
+
+def test_thousands_of_traces_in_one_request_are_all_stored(
+    ddb_client: Any, table_name: str
+) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    spans = [
+        {
+            "traceId": f"{i + 1:032x}",
+            "spanId": f"{i + 1:016x}",
+            "name": "fetch",
+            "startTimeUnixNano": "1000000",
+            "endTimeUnixNano": "2000000",
+        }
+        for i in range(2_000)
+    ]
+    body = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "session.id", "value": {"stringValue": "many-traces"}}
+                        ]
+                    },
+                    "scopeSpans": [{"spans": spans}],
+                }
+            ]
+        }
+    ).encode()
+    response = ingest.handle(post(body, received_ms=50_000), remaining_ms=lambda: 15_000)
+    assert response["statusCode"] == 200
+    _, doc = skew(read, "many-traces")
+    assert doc["samples"][0]["span_count"] == 2_000
+    assert len(doc["samples"][0]["trace_ids"]) == 2_000
+    for i in (0, 999, 1_999):
+        assert len(stored_spans(read, f"{i + 1:032x}")) == 1

@@ -2,7 +2,8 @@
 
 A thin adapter: the logic is ``skewgate.forward.ForwardApp`` in the shared layer, which the
 local stream poller calls too. Settings, the HTTP pool and the signer are built once per
-container. Delivery is at-least-once; see ``skewgate.forward`` and README.md ("Forwarding corrected spans").
+container. Delivery is at-least-once; see ``skewgate.forward`` and README.md ("Forwarding
+corrected spans").
 """
 
 from typing import Any

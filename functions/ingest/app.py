@@ -17,4 +17,4 @@ app = build_ingest_app()
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.handle(event)
+    return app.handle(event, context.get_remaining_time_in_millis)

@@ -61,6 +61,8 @@ logger = logging.getLogger("skewgate.ingest")
 # A browser sends one session's batches one after another; races are rare and short, so a
 # few jittered retries resolve them well inside API Gateway's 30 s.
 _COMMIT_ATTEMPTS = 10
+# Time kept back from the Lambda deadline to answer 503 instead of timing out.
+_DEADLINE_MARGIN_MS = 2_000
 
 
 class MetricsSink(Protocol):
@@ -114,17 +116,28 @@ class IngestApp:
 
     # --- routing -------------------------------------------------------------------------
 
-    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+    def handle(
+        self, event: dict[str, Any], remaining_ms: Callable[[], int] | None = None
+    ) -> dict[str, Any]:
+        """Answer one API Gateway v2 event.
+
+        ``remaining_ms`` (Lambda's ``context.get_remaining_time_in_millis``) bounds the
+        storage work: past the deadline the answer is a 503 the exporter retries, never a
+        function timeout that API Gateway would turn into a 500.
+        """
         request = Request.from_event(event, self.clock_ms())
+        deadline = None
+        if remaining_ms is not None:
+            deadline = time.monotonic() + (remaining_ms() - _DEADLINE_MARGIN_MS) / 1000.0
         try:
-            return self._route(request)
+            return self._route(request, deadline)
         except Exception:  # never a bare 500 without a Status body
             logger.exception("unhandled error")
             return error_response(
                 500, "internal error", protobuf=request.wants_protobuf, headers=self._cors(request)
             )
 
-    def _route(self, request: Request) -> dict[str, Any]:
+    def _route(self, request: Request, deadline: float | None) -> dict[str, Any]:
         path = request.path.rstrip("/")
         if path.endswith("/v1/traces"):
             allowed = ("POST", "OPTIONS")
@@ -156,7 +169,7 @@ class IngestApp:
                 )
         if request.method == "GET":
             return self._clock(request)
-        return self._traces(request)
+        return self._traces(request, deadline)
 
     # --- CORS ----------------------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class IngestApp:
 
     # --- /v1/traces ----------------------------------------------------------------------
 
-    def _traces(self, request: Request) -> dict[str, Any]:
+    def _traces(self, request: Request, deadline: float | None) -> dict[str, Any]:
         protobuf = request.wants_protobuf
         cors = self._cors(request)
         if len(request.body) > self.limits.max_body_bytes:
@@ -238,6 +251,7 @@ class IngestApp:
                 batch.error_message,
                 batch_id(batch),
                 group_by_session(batch, request.header("x-session-id")),
+                deadline,
             )
         except StorageUnavailable as exc:
             logger.warning("storage unavailable: %s", exc)
@@ -283,6 +297,7 @@ class IngestApp:
         error_message: str,
         bid: str,
         groups: list[SessionGroup],
+        deadline: float | None = None,
     ) -> BatchOutcome:
         committed = self.store.get_batch(bid)
         if committed is not None:
@@ -296,6 +311,8 @@ class IngestApp:
         received = int(request.received_at_ms)
         sessions = [g.session_id for g in groups if g.session_id is not None]
         for attempt in range(_COMMIT_ATTEMPTS):
+            if deadline is not None and time.monotonic() > deadline:
+                raise StorageUnavailable("the batch could not be stored in time", 2)
             rows = self.store.get_states(sessions) if sessions else {}
             outcome = BatchOutcome(bid, span_count, rejected, error_message=error_message)
             items: list[dict[str, Any]] = []
@@ -338,7 +355,7 @@ class IngestApp:
                     updates.append((sample, state, previous))
             message = "; ".join(([error_message] if error_message else []) + outcome.errors)
             record = BatchRecord(bid, received, outcome.span_count, outcome.rejected_spans, message)
-            self.store.put_items(items)
+            self.store.put_items(items, deadline)
             try:
                 self.store.commit(record, updates)
             except AlreadyCommitted:
