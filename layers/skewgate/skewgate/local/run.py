@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamodb-port", type=int, default=8000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
+    for noisy in ("botocore", "boto3", "urllib3"):  # credential/endpoint chatter per client
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     _prepare_environment(args)
     from skewgate.runtime import build_ingest_app, build_read_app, dynamodb_client
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://{args.host}:{server.server_address[1]}"
     print(f"API              {base}/v1/traces  {base}/v1/clock")
     print(f"Read routes      {base}/v1/sessions/{{id}}/skew  {base}/v1/traces/{{id}}")
+    if static.is_dir():
+        print(f"Demo page        {base}/demo")
     forwarder = _start_forwarder()
 
     def stop(signum: int, frame: FrameType | None) -> None:
