@@ -51,7 +51,7 @@ PIP_FILTER := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory
 # Lint targets that exist in this checkout (git does not keep empty directories).
 LINT_PATHS := $(wildcard layers functions tests benchmarks)
 
-.PHONY: venv demo run test lint pytest sam-venv sam-validate sam-build bench clean distclean
+.PHONY: venv system-deps demo run test lint pytest sam-venv sam-validate sam-build bench clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -90,7 +90,10 @@ pytest: venv
 
 # Lint first, pytest last so that the output ends with pytest's summary line. pytest runs even
 # when lint fails; the target fails if either did.
-test: venv
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: venv system-deps
 	@lint=0; $(MAKE) --no-print-directory lint || lint=$$?; \
 	if [ $$lint -ne 0 ]; then echo "*** lint (ruff/mypy) FAILED - see above; running pytest anyway" >&2; fi; \
 	$(MAKE) --no-print-directory pytest; \
