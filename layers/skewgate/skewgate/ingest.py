@@ -262,6 +262,22 @@ class IngestApp:
                 protobuf=protobuf,
                 headers={"retry-after": str(exc.retry_after_s), **cors},
             )
+        # One line per stored batch: every shift skewgate makes is on the record.
+        logger.info(
+            "batch %s %s: %d spans stored, %d rejected; %s",
+            outcome.batch_id,
+            "was already stored" if outcome.duplicate else "stored",
+            outcome.span_count,
+            outcome.rejected_spans,
+            "; ".join(
+                f"session {sid or '-'}: offset {e.offset_ms:.1f} ms in "
+                f"[{e.lower_ms}, {e.upper_ms}] by {e.method.value}, "
+                f"{'shifted' if e.applied else 'not shifted'}"
+                + (f", flags {','.join(e.flags)}" if e.flags else "")
+                for sid, e in outcome.estimates
+            )
+            or "no new estimate",
+        )
         if self.metrics is not None and not outcome.duplicate:
             self.metrics.record_batch(outcome)
         message = "; ".join(
