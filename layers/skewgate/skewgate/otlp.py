@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import binascii
 import gzip
 import zlib
 from collections.abc import Iterator
@@ -344,15 +343,16 @@ def _decode_protobuf(data: bytes) -> TracesRequest:
 
 
 def _pb_value(pb: Any) -> AnyValue:
+    # Positional arguments in field order: string, bool, int, double, array, kvlist, bytes.
     which = pb.WhichOneof("value")
     if which == "string_value":
-        return AnyValue(string_value=pb.string_value)
+        return AnyValue(pb.string_value)
     if which == "int_value":
-        return AnyValue(int_value=pb.int_value)
+        return AnyValue(None, None, pb.int_value)
     if which == "bool_value":
-        return AnyValue(bool_value=pb.bool_value)
+        return AnyValue(None, pb.bool_value)
     if which == "double_value":
-        return AnyValue(double_value=pb.double_value)
+        return AnyValue(None, None, None, pb.double_value)
     if which == "array_value":
         return AnyValue(array_value=ArrayValue([_pb_value(v) for v in pb.array_value.values]))
     if which == "kvlist_value":
@@ -366,43 +366,46 @@ def _pb_attributes(pbs: Any) -> list[KeyValue]:
     return [KeyValue(kv.key, _pb_value(kv.value)) for kv in pbs]
 
 
-def _hex(raw: bytes) -> str:
-    return binascii.hexlify(raw).decode()
-
-
 def _pb_span(pb: Any) -> Span:
+    # Positional, in Span's field order: walking upb objects is the protobuf path's main cost.
+    events = pb.events
+    links = pb.links
     return Span(
-        trace_id=_hex(pb.trace_id),
-        span_id=_hex(pb.span_id),
-        trace_state=pb.trace_state,
-        parent_span_id=_hex(pb.parent_span_id),
-        flags=pb.flags,
-        name=pb.name,
-        kind=pb.kind,
-        start_time_unix_nano=pb.start_time_unix_nano,
-        end_time_unix_nano=pb.end_time_unix_nano,
-        attributes=_pb_attributes(pb.attributes),
-        dropped_attributes_count=pb.dropped_attributes_count,
-        events=[
+        pb.trace_id.hex(),
+        pb.span_id.hex(),
+        pb.trace_state,
+        pb.parent_span_id.hex(),
+        pb.flags,
+        pb.name,
+        pb.kind,
+        pb.start_time_unix_nano,
+        pb.end_time_unix_nano,
+        _pb_attributes(pb.attributes),
+        pb.dropped_attributes_count,
+        [
             Event(
                 e.time_unix_nano, e.name, _pb_attributes(e.attributes), e.dropped_attributes_count
             )
-            for e in pb.events
-        ],
-        dropped_events_count=pb.dropped_events_count,
-        links=[
+            for e in events
+        ]
+        if events
+        else [],
+        pb.dropped_events_count,
+        [
             Link(
-                _hex(li.trace_id),
-                _hex(li.span_id),
+                li.trace_id.hex(),
+                li.span_id.hex(),
                 li.trace_state,
                 _pb_attributes(li.attributes),
                 li.dropped_attributes_count,
                 li.flags,
             )
-            for li in pb.links
-        ],
-        dropped_links_count=pb.dropped_links_count,
-        status=Status(pb.status.message, pb.status.code) if pb.HasField("status") else None,
+            for li in links
+        ]
+        if links
+        else [],
+        pb.dropped_links_count,
+        Status(pb.status.message, pb.status.code) if pb.HasField("status") else None,
     )
 
 
