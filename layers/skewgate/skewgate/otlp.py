@@ -244,6 +244,12 @@ def _decode_json(data: bytes) -> TracesRequest:
 
 
 _HEX = frozenset("0123456789abcdef")
+_UINT64 = 1 << 64
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class _Malformed(ValueError):
+    """A value inside a span that cannot be stored as OTLP: the span is rejected alone."""
 
 
 def _id_error(value: str, length: int, what: str) -> str | None:
@@ -254,47 +260,83 @@ def _id_error(value: str, length: int, what: str) -> str | None:
     return None
 
 
+def _span_problem(span: Span) -> str | None:
+    span.trace_id = span.trace_id.lower()
+    span.span_id = span.span_id.lower()
+    span.parent_span_id = span.parent_span_id.lower()
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    return (
+        _id_error(span.trace_id, 32, "traceId")
+        or _id_error(span.span_id, 16, "spanId")
+        or (span.parent_span_id and _id_error(span.parent_span_id, 16, "parentSpanId"))
+        or (not (0 <= start < _UINT64 and 0 <= end < _UINT64) and "time out of uint64 range")
+        or (end < start and "endTimeUnixNano before startTimeUnixNano")
+        or None
+    )
+
+
 def validate(request: TracesRequest, limits: Limits) -> DecodedBatch:
-    """Reject bad spans alone, truncate oversized attributes, and count what is left."""
+    """Reject bad spans alone, truncate oversized attributes, and count what is left.
+
+    Rejected: malformed or all-zero ids, end before start, times outside uint64, an
+    ``intValue`` outside int64 or a ``bytesValue`` that is not base64 anywhere in the span.
+    A link with malformed ids is dropped and counted in ``droppedLinksCount``.
+    """
     batch = DecodedBatch(request)
     total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
     if total > limits.max_spans:
         raise TooLarge(f"{total} spans in one request exceed the limit of {limits.max_spans}")
     for rs in request.resource_spans:
         if rs.resource is not None:
-            rs.resource.dropped_attributes_count += _limit_attributes(
-                rs.resource.attributes, limits
-            )
+            try:
+                rs.resource.dropped_attributes_count += _limit_attributes(
+                    rs.resource.attributes, limits
+                )
+            except _Malformed as exc:
+                raise DecodeError(f"resource attribute: {exc}") from None
         for ss in rs.scope_spans:
+            if ss.scope is not None:
+                try:
+                    ss.scope.dropped_attributes_count += _limit_attributes(
+                        ss.scope.attributes, limits
+                    )
+                except _Malformed as exc:
+                    raise DecodeError(f"scope attribute: {exc}") from None
             kept: list[Span] = []
             for span in ss.spans:
-                span.trace_id = span.trace_id.lower()
-                span.span_id = span.span_id.lower()
-                span.parent_span_id = span.parent_span_id.lower()
-                problem = (
-                    _id_error(span.trace_id, 32, "traceId")
-                    or _id_error(span.span_id, 16, "spanId")
-                    or (span.parent_span_id and _id_error(span.parent_span_id, 16, "parentSpanId"))
-                    or (
-                        span.end_time_unix_nano < span.start_time_unix_nano
-                        and "endTimeUnixNano before startTimeUnixNano"
-                    )
-                )
+                problem = _span_problem(span)
+                if problem is None:
+                    try:
+                        _limit_span(span, limits)
+                    except _Malformed as exc:
+                        problem = str(exc)
                 if problem:
                     batch.rejected_spans += 1
                     batch.errors.append(f"span {span.span_id[:16]!r}: {problem}")
                     continue
-                span.dropped_attributes_count += _limit_attributes(span.attributes, limits)
-                for event in span.events:
-                    event.dropped_attributes_count += _limit_attributes(event.attributes, limits)
-                for link in span.links:
-                    link.trace_id = link.trace_id.lower()
-                    link.span_id = link.span_id.lower()
-                    link.dropped_attributes_count += _limit_attributes(link.attributes, limits)
                 kept.append(span)
             ss.spans = kept
             batch.span_count += len(kept)
     return batch
+
+
+def _limit_span(span: Span, limits: Limits) -> None:
+    span.dropped_attributes_count += _limit_attributes(span.attributes, limits)
+    for event in span.events:
+        if not 0 <= event.time_unix_nano < _UINT64:
+            raise _Malformed("event time out of uint64 range")
+        event.dropped_attributes_count += _limit_attributes(event.attributes, limits)
+    if span.links:
+        links = []
+        for link in span.links:
+            link.trace_id = link.trace_id.lower()
+            link.span_id = link.span_id.lower()
+            if _id_error(link.trace_id, 32, "") or _id_error(link.span_id, 16, ""):
+                span.dropped_links_count += 1
+                continue
+            link.dropped_attributes_count += _limit_attributes(link.attributes, limits)
+            links.append(link)
+        span.links = links
 
 
 def _limit_attributes(attributes: list[KeyValue], limits: Limits) -> int:
@@ -303,20 +345,36 @@ def _limit_attributes(attributes: list[KeyValue], limits: Limits) -> int:
     if len(attributes) > limits.max_attributes:
         dropped = len(attributes) - limits.max_attributes
         del attributes[limits.max_attributes :]
+    quarter = limits.max_value_bytes // 4
     for kv in attributes:
-        if kv.value is not None:
-            _limit_value(kv.value, limits.max_value_bytes)
+        value = kv.value
+        if value is None:
+            continue
+        text = value.string_value
+        if text is not None:  # the common case, kept cheap
+            if len(text) > quarter:
+                _limit_value(value, limits.max_value_bytes)
+        elif value.int_value is None or not _INT64_MIN <= value.int_value <= _INT64_MAX:
+            _limit_value(value, limits.max_value_bytes)
     return dropped
 
 
 def _limit_value(value: AnyValue, max_bytes: int) -> None:
-    if value.string_value is not None and len(value.string_value) > max_bytes // 4:
-        encoded = value.string_value.encode()
-        if len(encoded) > max_bytes:
-            value.string_value = encoded[:max_bytes].decode(errors="ignore")
-    elif value.bytes_value is not None and len(value.bytes_value) > max_bytes * 4 // 3:
-        raw = base64.b64decode(value.bytes_value + "==")
-        value.bytes_value = base64.b64encode(raw[:max_bytes]).decode()
+    if value.string_value is not None:
+        if len(value.string_value) > max_bytes // 4:
+            encoded = value.string_value.encode()
+            if len(encoded) > max_bytes:
+                value.string_value = encoded[:max_bytes].decode(errors="ignore")
+    elif value.int_value is not None:
+        if not _INT64_MIN <= value.int_value <= _INT64_MAX:
+            raise _Malformed(f"intValue {value.int_value} outside int64")
+    elif value.bytes_value is not None:
+        try:
+            raw = base64.b64decode(value.bytes_value, validate=True)
+        except ValueError:
+            raise _Malformed("bytesValue is not base64") from None
+        if len(raw) > max_bytes:
+            value.bytes_value = base64.b64encode(raw[:max_bytes]).decode()
     elif value.array_value is not None:
         for item in value.array_value.values:
             _limit_value(item, max_bytes)
