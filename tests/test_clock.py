@@ -646,3 +646,11 @@ class TestHiddenSteps:
         ev = BatchEvidence(r, r - HOUR - 50.0, r - HOUR - 2_000.0)  # set back 1 h before spans
         est, _ = estimate(ev, state, CFG)
         assert est.jump and "straddles_step" not in est.flags and est.applied
+
+
+def test_an_echo_claiming_a_clock_decades_away_is_implausible() -> None:
+    sync = ClockSync.parse("t0=1;t1=1795651409000;t2=1795651409001;t3=1e200")
+    assert sync is not None
+    assert sync.implausibility(1_795_651_410_000.0, 3_600_000.0, None) == (
+        "client times decades away"
+    )

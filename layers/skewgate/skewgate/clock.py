@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 __all__ = [
+    "MAX_PLAUSIBLE_OFFSET_MS",
     "BatchEvidence",
     "ClockSync",
     "EstimatorConfig",
@@ -62,6 +63,11 @@ __all__ = [
     "estimate",
     "sign_clock_reading",
 ]
+
+
+# A device clock can be wrong by days, not by centuries: evidence claiming more is garbage
+# (and would not fit a DynamoDB number either).
+MAX_PLAUSIBLE_OFFSET_MS = 10 * 365.25 * 86_400_000.0
 
 
 class Method(StrEnum):
@@ -228,6 +234,8 @@ class ClockSync:
             return "t2 after receipt"
         if received_at_ms - self.t2 > max_age_ms:
             return "exchange too old"
+        if max(abs(self.t1 - self.t0), abs(self.t2 - self.t3)) > MAX_PLAUSIBLE_OFFSET_MS:
+            return "client times decades away"
         if key is not None:
             expected = sign_clock_reading(key, self.t1_text, self.t2_text)
             if self.token is None or not hmac.compare_digest(expected, self.token):

@@ -69,6 +69,7 @@ class SessionGroup:
     session_id: str | None
     spans: list[tuple[ResourceSpans, ScopeSpans, Span]] = field(default_factory=list)
     max_client_time_ns: int | None = None
+    dropped_session_id: bool = False  # it had one, too long to be a key
 
     @property
     def max_client_time_ms(self) -> float | None:
@@ -79,19 +80,33 @@ class SessionGroup:
         return sorted({span.trace_id for _, _, span in self.spans})
 
 
-def group_by_session(batch: DecodedBatch, fallback_session: str | None) -> list[SessionGroup]:
-    """Split by ``session.id`` (span attribute, then resource attribute, then the header)."""
+def group_by_session(
+    batch: DecodedBatch, fallback_session: str | None, max_session_bytes: int = 256
+) -> list[SessionGroup]:
+    """Split by ``session.id`` (span attribute, then resource attribute, then the header).
+
+    An id longer than ``max_session_bytes`` is no key: its spans go without session, marked.
+    """
     groups: dict[str | None, SessionGroup] = {}
+
+    def usable(sid: str | None) -> str | None:
+        if sid is not None and len(sid.encode()) > max_session_bytes:
+            return None
+        return sid
+
     for rs in batch.request.resource_spans:
         resource_session = (
             session_of(rs.resource.attributes) if rs.resource is not None else None
-        ) or fallback_session
+        ) or fallback_session or None
         for ss in rs.scope_spans:
             for span in ss.spans:
-                sid = session_of(span.attributes) or resource_session
+                claimed = session_of(span.attributes) or resource_session
+                sid = usable(claimed)
                 group = groups.get(sid)
                 if group is None:
                     group = groups[sid] = SessionGroup(sid)
+                if claimed is not None and sid is None:
+                    group.dropped_session_id = True
                 group.spans.append((rs, ss, span))
                 latest = max(
                     span.end_time_unix_nano,

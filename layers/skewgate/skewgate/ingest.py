@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from skewgate.clock import (
+    MAX_PLAUSIBLE_OFFSET_MS,
     BatchEvidence,
     ClockSync,
     SessionClock,
@@ -84,14 +85,29 @@ class BatchOutcome:
     duplicate: bool = False
 
 
-def _parse_ms(text: str | None) -> float | None:
+# DynamoDB keys hold at most 2,048 bytes; a session id is an identifier, not a payload.
+MAX_SESSION_ID_BYTES = 256
+
+
+def _parse_sent_at(text: str | None, received_at_ms: float) -> float | None:
+    """``X-Sent-At`` in epoch ms, or ``None`` when absent, malformed or decades away."""
     if text is None:
         return None
     try:
         value = float(text.strip())
     except ValueError:
         return None
-    return value if math.isfinite(value) and value > 0 else None
+    if not math.isfinite(value) or abs(received_at_ms - value) > MAX_PLAUSIBLE_OFFSET_MS:
+        return None
+    return value
+
+
+def _sync_delay(evidence: BatchEvidence) -> float | None:
+    """The echoed round trip's delay, for the record, when it is a plausible number at all."""
+    sync = evidence.clock_sync
+    if sync is None or not abs(sync.delay_ms) <= MAX_PLAUSIBLE_OFFSET_MS:
+        return None
+    return sync.delay_ms
 
 
 class IngestApp:
@@ -250,7 +266,9 @@ class IngestApp:
                 batch.rejected_spans,
                 batch.error_message,
                 batch_id(batch),
-                group_by_session(batch, request.header("x-session-id")),
+                group_by_session(
+                    batch, request.header("x-session-id"), max_session_bytes=MAX_SESSION_ID_BYTES
+                ),
                 deadline,
             )
         except StorageUnavailable as exc:
@@ -288,7 +306,7 @@ class IngestApp:
     def _evidence(self, request: Request, group: SessionGroup) -> tuple[BatchEvidence, list[str]]:
         notes: list[str] = []
         sent_text = request.header("x-sent-at") or request.query.get("sent_at")
-        sent = _parse_ms(sent_text)
+        sent = _parse_sent_at(sent_text, request.received_at_ms)
         if sent_text is not None and sent is None:
             notes.append("bad_sent_at")
         sync_text = request.header("x-clock-sync")
@@ -296,7 +314,7 @@ class IngestApp:
         if sync_text and sync is None:
             notes.append("implausible_sync")
         if group.session_id is None:
-            notes.append("no_session")
+            notes.append("bad_session_id" if group.dropped_session_id else "no_session")
         evidence = BatchEvidence(
             received_at_ms=request.received_at_ms,
             sent_at_ms=sent,
@@ -363,9 +381,7 @@ class IngestApp:
                         evidence={
                             "sent_at_ms": evidence.sent_at_ms,
                             "max_client_time_ms": evidence.max_client_time_ms,
-                            "sync_delay_ms": (
-                                evidence.clock_sync.delay_ms if evidence.clock_sync else None
-                            ),
+                            "sync_delay_ms": _sync_delay(evidence),
                         },
                     )
                     updates.append((sample, state, previous))
