@@ -134,14 +134,20 @@ def pipeline(
     return items
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    """Median of ``repeat`` timings (seconds): robust to a noisy shared machine."""
-    times = []
+def paired(
+    ours: Callable[[], object], base: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """Medians (seconds) of ``ours`` and ``base`` timed alternately, so that a shared,
+    noisy machine slows both alike and the ratio stays meaningful."""
+    a, b = [], []
     for _ in range(repeat):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        base()
+        mid = time.perf_counter()
+        ours()
+        a.append(time.perf_counter() - mid)
+        b.append(mid - start)
+    return statistics.median(a), statistics.median(b)
 
 
 def peak_bytes(fn: Callable[[], object]) -> int:
@@ -179,17 +185,18 @@ def main(argv: list[str] | None = None) -> None:
     limits, config = Limits(), EstimatorConfig()
     pb_body = encode_request(decode_request(body, "application/json", None, limits).request)
 
-    t_loads = best_of(lambda: json.loads(body), args.repeat)
-    t_json = best_of(
-        lambda: pipeline(body, "application/json", sent_at, limits, config), args.repeat
-    )
-
     def upb_round() -> bytes:
         return ExportTraceServiceRequest.FromString(pb_body).SerializeToString()
 
-    t_upb = best_of(upb_round, args.repeat)
-    t_pb = best_of(
-        lambda: pipeline(pb_body, "application/x-protobuf", sent_at, limits, config), args.repeat
+    t_json, t_loads = paired(
+        lambda: pipeline(body, "application/json", sent_at, limits, config),
+        lambda: json.loads(body),
+        args.repeat,
+    )
+    t_pb, t_upb = paired(
+        lambda: pipeline(pb_body, "application/x-protobuf", sent_at, limits, config),
+        upb_round,
+        args.repeat,
     )
     m_loads = peak_bytes(lambda: json.loads(body))
     m_json = peak_bytes(lambda: pipeline(body, "application/json", sent_at, limits, config))
