@@ -147,3 +147,12 @@ def test_metrics_can_be_disabled(
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     EmfMetricsSink().record_batch(BatchOutcome("b3", 1, 0, estimates=[("s", AHEAD)]))
     assert emf_lines(capsys.readouterr().out) == []
+
+
+def test_spans_are_counted_per_session(capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = BatchOutcome(
+        "b4", 7, 0, estimates=[("s1", AHEAD), ("s2", SYNCED_CAUSALITY)], session_spans=[5, 2]
+    )
+    EmfMetricsSink().record_batch(outcome)
+    first, second = emf_lines(capsys.readouterr().out)
+    assert first["Spans"] == [5.0] and second["Spans"] == [2.0]

@@ -81,6 +81,7 @@ class BatchOutcome:
     rejected_spans: int
     error_message: str = ""
     estimates: list[tuple[str | None, SkewEstimate]] = field(default_factory=list)
+    session_spans: list[int] = field(default_factory=list)  # stored spans, per estimate
     errors: list[str] = field(default_factory=list)
     duplicate: bool = False
 
@@ -363,6 +364,7 @@ class IngestApp:
                 chunks, oversized = encode_group(group, result)
                 items.extend(self.store.span_items(bid, group.session_id, received, result, chunks))
                 stored_spans = len(group.spans) - len(oversized)
+                outcome.session_spans.append(stored_spans)
                 outcome.span_count -= len(oversized)
                 outcome.rejected_spans += len(oversized)
                 outcome.errors.extend(

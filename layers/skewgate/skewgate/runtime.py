@@ -86,8 +86,8 @@ class EmfMetricsSink:
     - ``Batches`` (Count, 1): the line's batch x session; ``SUM`` counts traffic per bucket;
     - ``AbsOffsetMs`` (Milliseconds): |point estimate| — see ``offset_bucket`` for its caveat;
     - ``Jumps`` (Count, 0/1): a clock step was detected;
-    - ``Spans`` (Count): the batch's accepted spans, on its first session's line only, so that
-      ``SUM(Spans)`` is the number of spans stored.
+    - ``Spans`` (Count): the spans stored for that session, so ``SUM(Spans)`` is the number of
+      spans stored, split by the same dimensions.
 
     ``single_metric`` is not used: its ``add_metric`` keeps the first metric and silently drops
     the rest. A metrics failure is logged and never fails a batch that is already committed.
@@ -110,7 +110,12 @@ class EmfMetricsSink:
             AmazonCloudWatchEMFProvider,
         )
 
+        per_session = len(outcome.session_spans) == len(outcome.estimates)
         for index, (_session, estimate) in enumerate(outcome.estimates):
+            if per_session:
+                spans = outcome.session_spans[index]
+            else:  # an outcome built without per-session counts: all on the first line
+                spans = outcome.span_count if index == 0 else 0
             emf = AmazonCloudWatchEMFProvider(namespace=self.namespace)
             emf.add_dimension(name="method", value=estimate.method.value)
             emf.add_dimension(name="corrected", value=str(estimate.applied).lower())
@@ -122,9 +127,7 @@ class EmfMetricsSink:
                 name="AbsOffsetMs", unit=MetricUnit.Milliseconds, value=abs(estimate.offset_ms)
             )
             emf.add_metric(name="Jumps", unit=MetricUnit.Count, value=int(estimate.jump))
-            emf.add_metric(
-                name="Spans", unit=MetricUnit.Count, value=outcome.span_count if index == 0 else 0
-            )
+            emf.add_metric(name="Spans", unit=MetricUnit.Count, value=spans)
             emf.flush_metrics(raise_on_empty_metrics=True)
 
 
