@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from support import local_runner
 
+from skewgate.cli_demo import browser_request
 from skewgate.local.dynamodb import free_port
 
 
@@ -92,20 +93,7 @@ def otel_js_batch(session: str, client_now_ms: float) -> tuple[bytes, str]:
         if parent_id:
             span["parentSpanId"] = parent_id
         spans.append(span)
-    body = {
-        "resourceSpans": [
-            {
-                "resource": {
-                    "attributes": [
-                        {"key": "service.name", "value": {"stringValue": "web-shop"}},
-                        {"key": "session.id", "value": {"stringValue": session}},
-                    ],
-                    "droppedAttributesCount": 0,
-                },
-                "scopeSpans": [{"scope": {"name": "web-shop", "version": "0.1.0"}, "spans": spans}],
-            }
-        ]
-    }
+    body = browser_request(session, spans)
     return json.dumps(body).encode(), trace_id
 
 

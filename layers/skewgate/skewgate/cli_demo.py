@@ -90,25 +90,28 @@ def batch_body(
         if k:
             span["parentSpanId"] = root
         items.append(span)
-    body = {
+    return json.dumps(browser_request(session_id, items)).encode(), trace_id
+
+
+def browser_request(session_id: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OTLP/JSON request shaped like OTel JS's: one resource carrying ``session.id``."""
+    return {
         "resourceSpans": [
             {
                 "resource": {
                     "attributes": [
                         {"key": "service.name", "value": {"stringValue": "web-shop"}},
                         {"key": "session.id", "value": {"stringValue": session_id}},
-                    ]
+                    ],
+                    "droppedAttributesCount": 0,
                 },
-                "scopeSpans": [{"scope": {"name": "web-shop"}, "spans": items}],
+                "scopeSpans": [{"scope": {"name": "web-shop", "version": "0.1.0"}, "spans": spans}],
             }
         ]
     }
-    return json.dumps(body).encode(), trace_id
 
 
-def _headers(
-    scenario: Scenario, index: int, recv_ms: float, upload_ms: float
-) -> dict[str, str]:
+def _headers(scenario: Scenario, index: int, recv_ms: float, upload_ms: float) -> dict[str, str]:
     ahead = scenario.ahead_ms(index)
     headers = {"content-type": "application/json", "origin": "http://127.0.0.1:5173"}
     if scenario.evidence in ("send_time", "ntp"):
@@ -150,8 +153,11 @@ def post_live(url: str, scenario: Scenario, *, count: int, spacing_s: float = 0.
         now = time.time() * 1000.0
         upload = 40.0
         body, trace = batch_body(
-            scenario.session_id, i, now - scenario.queue_ms + scenario.ahead_ms(i),
-            scenario.spans, salt,
+            scenario.session_id,
+            i,
+            now - scenario.queue_ms + scenario.ahead_ms(i),
+            scenario.spans,
+            salt,
         )
         headers = _headers(scenario, i, now + upload, upload)
         if scenario.evidence == "ntp":
@@ -187,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for scenario in SCENARIOS:
         named = Scenario(
-            args.prefix + scenario.session_id, scenario.ahead_ms, scenario.evidence,
-            scenario.spans, scenario.queue_ms,
+            args.prefix + scenario.session_id,
+            scenario.ahead_ms,
+            scenario.evidence,
+            scenario.spans,
+            scenario.queue_ms,
         )
         traces = post_live(args.url, named, count=args.count, spacing_s=args.spacing)
         print(f"{named.session_id}: {len(traces)} batches, last trace {traces[-1]}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -209,20 +209,8 @@ class SessionDayRecord:
     counters: dict[str, int] = field(default_factory=dict)
 
     def to_api(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "max_proven_abs_offset_ms": self.max_proven_abs_offset_ms,
-            "offset_ms": self.offset_ms,
-            "lower_ms": self.lower_ms,
-            "upper_ms": self.upper_ms,
-            "method": self.method,
-            "applied": self.applied,
-            "batches": self.batches,
-            "corrected_batches": self.corrected_batches,
-            "jumps": self.jumps,
-            "first_received_at_ms": self.first_received_at_ms,
-            "last_received_at_ms": self.last_received_at_ms,
-        }
+        """The read API's document: every field but the key-only ``day`` and the counters."""
+        return {k: v for k, v in asdict(self).items() if k not in ("day", "counters")}
 
 
 def decode_session_day(item: dict[str, Any]) -> SessionDayRecord:
