@@ -49,7 +49,7 @@ endif
 PIP_FILTER := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
 # Lint targets that exist in this checkout (git does not keep empty directories).
-LINT_PATHS := $(wildcard layers functions tests benchmarks)
+LINT_PATHS := $(wildcard layers functions tests benchmarks tools)
 
 .PHONY: venv system-deps demo run test lint pytest sam-venv sam-validate sam-build bench clean distclean
 
@@ -70,7 +70,7 @@ $(VENV_STAMP): $(VENV_DEPS)
 # The local runner's demo page bundle: tests/browser/demo.mjs + the OTel JS web SDK (root
 # node_modules) + clients/browser/skewgate.js. The script skips the build when its content hash
 # is unchanged.
-DEMO_JS := layers/skewgate/skewgate/local/static/demo.js
+DEMO_JS := tools/skewgate_tools/local/static/demo.js
 DEMO_SRC := tests/browser/demo.mjs tests/browser/build.mjs clients/browser/skewgate.js
 
 demo: $(DEMO_JS)
@@ -79,7 +79,7 @@ $(DEMO_JS): $(DEMO_SRC) $(VENV_STAMP)
 	node tests/browser/build.mjs demo $@ >/dev/null
 
 run: venv demo
-	$(PY) -m skewgate.local.run
+	$(PY) -m skewgate_tools.local.run
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -19,7 +19,7 @@ The **main** scenario respects the estimator's stated assumptions: uploads take 
 60 s old at receipt (``MAX_BATCH_AGE_MS``; page hide flushes the span queue before a sleep),
 clocks drift by at most 200 ppm (``max_drift_ppm``) and step by at least 1 s (the companion's
 jump threshold). Steps happen at random times, so a few batches have spans stamped before a
-step and a send time after it; their send time is then not on the spans' clock (DESIGN §1
+step and a send time after it; their send time is then not on the spans' clock (docs/design.md §1
 assumes it is), so they are scored apart, in a row of their own, while staying in the traffic
 (their effect on the session's later batches counts). Targets are checked on the rest; the
 script exits 1 when one is missed. The **stress** scenario breaks the assumptions on purpose
@@ -47,9 +47,23 @@ from skewgate.clock import (
     BatchEvidence,
     ClockSync,
     EstimatorConfig,
+    PlanConfig,
+    RequestFacts,
     SessionClock,
+    SessionState,
     SkewEstimate,
     estimate,
+    plan_batch,
+)
+from skewgate.wire import (
+    AnyValue,
+    DecodedBatch,
+    KeyValue,
+    Resource,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    TracesRequest,
 )
 
 EPOCH_MS = 1_767_225_600_000.0  # 2026-01-01T00:00:00Z; realistic magnitude for float rounding
@@ -577,7 +591,7 @@ def simulate_session(index: int, rng: random.Random, sc: Scenario) -> Session:
         violates = (
             # An upload over MAX_UPLOAD_DELAY_MS; a batch older than MAX_BATCH_AGE_MS when
             # only causality speaks; or a send time (and round trip) on another clock than
-            # the spans: the clock stepped after they ended (DESIGN §1: "same clock").
+            # the spans: the clock stepped after they ended (docs/design.md §1: "same clock").
             (upload > 10_000.0 or straddles)
             if sent is not None
             else (recv - newest) > 60_000.0
@@ -620,16 +634,48 @@ def evidence_of(s: Sample) -> BatchEvidence:
     )
 
 
+def one_span_batch(session_id: str, newest_ms: float) -> DecodedBatch:
+    """The batch a sample stands for: one span of the session, ending at its newest time."""
+    end_ns = round(newest_ms * 1e6)
+    span = Span(trace_id="5b" * 16, span_id="e1" * 8, start_time_unix_nano=end_ns - 1_000_000,
+                end_time_unix_nano=end_ns)
+    resource = Resource(attributes=[KeyValue("session.id", AnyValue(string_value=session_id))])
+    request = TracesRequest([ResourceSpans(resource, [ScopeSpans(None, [span])])])
+    return DecodedBatch(request, span_count=1)
+
+
 def run_skewgate(session: Session, config: EstimatorConfig, fn: Estimator = estimate) -> None:
-    """The ingest's loop for one session: previous state in, new state out, receipt order."""
-    state: SessionClock | None = None
+    """The ingest's loop for one session, in receipt order: each batch goes through
+    :func:`skewgate.clock.plan_batch` with the state the previous one committed.
+
+    ``fn`` other than the estimator (the property tests' doubles) runs the estimator alone.
+    """
+    if fn is not estimate:
+        clock: SessionClock | None = None
+        for s in session.samples:
+            ev = evidence_of(s)
+            s.own, _ = fn(ev, None, config)
+            s.run_width = (
+                clock.interval_at(s.recv, config).width_ms if clock is not None else math.inf
+            )
+            s.est, clock = fn(ev, clock, config)
+        return
+    plan_config = PlanConfig(estimator=config)
+    sid = f"session-{session.index}"
+    state: SessionState | None = None
     for s in session.samples:
-        ev = evidence_of(s)
-        s.own, _ = fn(ev, None, config)
-        s.run_width = (
-            state.interval_at(s.recv, config).width_ms if state is not None else math.inf
+        batch = one_span_batch(sid, s.max_client)
+        facts = RequestFacts(
+            received_at_ms=s.recv,
+            sent_at=None if s.sent_at is None else repr(s.sent_at),
+            clock_sync=s.sync,
         )
-        s.est, state = fn(ev, state, config)
+        s.own = plan_batch(batch, facts, {}, plan_config).sessions[0].estimate
+        s.run_width = (
+            state.clock.interval_at(s.recv, config).width_ms if state is not None else math.inf
+        )
+        planned = plan_batch(batch, facts, {sid: state} if state else {}, plan_config)
+        s.est, state = planned.sessions[0].estimate, planned.sessions[0].next_state
 
 
 def relay_shift(s: Sample) -> float:

@@ -28,10 +28,10 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from skewgate.clock import BatchEvidence, EstimatorConfig, estimate
-from skewgate.correct import batch_id, encode_group, group_by_session
-from skewgate.otlp import Limits, decode_request
-from skewgate.otlp_encode import encode_request
+from skewgate.aws.codec import span_items
+from skewgate.clock import PlanConfig, RequestFacts, plan_batch
+from skewgate.wire import Limits, decode_request
+from skewgate.wire.encode import encode_request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,17 +120,20 @@ def otel_js_body(span_count: int, spans_per_trace: int = 16) -> tuple[bytes, flo
 
 
 def pipeline(
-    body: bytes, content_type: str, sent_at_ms: float, limits: Limits, config: EstimatorConfig
+    body: bytes, content_type: str, sent_at_ms: float, limits: Limits, config: PlanConfig
 ) -> int:
     """What the ingest does before the DynamoDB write; returns the items it would write."""
     batch = decode_request(body, content_type, None, limits)
-    batch_id(batch)
-    items = 1
-    for group in group_by_session(batch, None):
-        # Received 30 ms after it was sent by a clock 800 ms ahead: the corrected path.
-        evidence = BatchEvidence(sent_at_ms - 770.0, sent_at_ms, group.max_client_time_ms)
-        result, _ = estimate(evidence, None, config)
-        items += len(encode_group(group, result)[0]) + (3 if group.session_id else 0)
+    # Received 30 ms after it was sent by a clock 800 ms ahead: the corrected path.
+    facts = RequestFacts(received_at_ms=sent_at_ms - 770.0, sent_at=repr(sent_at_ms))
+    plan = plan_batch(batch, facts, {}, config)
+    items = 1  # the batch marker
+    for session in plan.sessions:
+        items += len(
+            span_items(plan.batch_id, session.session_id, plan.received_at_ms,
+                       session.estimate, session.chunks, 30 * 86_400)
+        )
+        items += 3 if session.sample is not None else 0  # sample, day, state
     return items
 
 
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=100)
     args = parser.parse_args(argv)
     body, sent_at = otel_js_body(args.spans)
-    limits, config = Limits(), EstimatorConfig()
+    limits, config = Limits(), PlanConfig()
     pb_body = encode_request(decode_request(body, "application/json", None, limits).request)
 
     def upb_round() -> bytes:

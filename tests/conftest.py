@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
-from skewgate.local import dynamodb as ddb
+from skewgate_tools.local import dynamodb as ddb
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"

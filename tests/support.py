@@ -1,4 +1,4 @@
-"""Helpers shared by the tests that start real processes: the local runner and Chromium."""
+"""Helpers shared by the tests: the repository's paths, the local runner and Chromium."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parent.parent
+EVENTS = REPO / "events"
+#: Real OpenTelemetry JS exports (tests/fixtures/otel-js/README.md says how they were made).
+FIXTURES = REPO / "tests" / "fixtures" / "otel-js"
 CHROMIUM = os.environ.get("SKEWGATE_CHROMIUM", "/usr/bin/chromium")
 # What Debian's Chromium needs headless, as root, on a machine with no route to the internet.
 CHROMIUM_FLAGS = [
@@ -29,13 +33,13 @@ CHROMIUM_FLAGS = [
 
 @contextmanager
 def local_runner(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    """``python -m skewgate.local.run`` with ``env``, until it listens on ``port``.
+    """``python -m skewgate_tools.local.run`` with ``env``, until it listens on ``port``.
 
     Yields its base URL; the process's output goes to ``log`` (shown when it fails to start).
     """
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "skewgate.local.run"],
+            [sys.executable, "-m", "skewgate_tools.local.run"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,8 +1,8 @@
 """Forward Lambda: the table's DynamoDB stream → corrected OTLP to a collector or AWS X-Ray.
 
-A thin adapter: the logic is ``skewgate.forward.ForwardApp`` in the shared layer, which the
+A thin adapter: the logic is ``skewgate.aws.forward.ForwardApp`` in the shared layer, which the
 local stream poller calls too. Settings, the HTTP pool and the signer are built once per
-container. Delivery is at-least-once; see ``skewgate.forward`` and README.md ("Forwarding
+container. Delivery is at-least-once; see ``skewgate.aws.forward`` and README.md ("Forwarding
 corrected spans").
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from skewgate.forward import build_forward_app
+from skewgate.aws.forward import build_forward_app
 
 logger = Logger()
 metrics = Metrics()

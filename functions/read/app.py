@@ -1,6 +1,6 @@
-"""Read Lambda (IAM-authorized routes): GET /v1/sessions/{id}/skew, GET /v1/traces/{id}.
+"""Read Lambda (IAM-authorized routes): sessions of a day, skew history, traces, day stats.
 
-A thin adapter over ``skewgate.read.ReadApp``, which the local runner calls too.
+A thin adapter over ``skewgate.aws.read.ReadApp``, which the local runner calls too.
 """
 
 from typing import Any
@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from skewgate.runtime import build_read_app
+from skewgate.aws.read import build_read_app
 
 logger = Logger()
 app = build_read_app()

@@ -1,9 +1,9 @@
-// The local runner's demo page (GET /demo, layers/skewgate/skewgate/local/static/index.html):
+// The local runner's demo page (GET /demo, tools/skewgate_tools/local/static/index.html):
 // makes spans with the real OpenTelemetry JS web SDK and the skewgate companion, lets you shift the
 // page's clock, and shows the gateway's estimate for the page's session.
 //
 // Bundled into static/demo.js by `make demo` (a dependency of `make run`) with
-//   node tests/browser/build.mjs demo layers/skewgate/skewgate/local/static/demo.js
+//   node tests/browser/build.mjs demo tools/skewgate_tools/local/static/demo.js
 //
 // The clock shift: Date.now() (span times, X-Sent-At, the companion's t0/t3) and
 // performance.timeOrigin (performance-entry times) are both moved by the chosen offset;
@@ -31,7 +31,7 @@ const PRESETS = [
   ['−3 days', -3 * DAY],
 ];
 
-// What the gateway's flags mean (DESIGN.md §1), for the ones this page can provoke.
+// What the gateway's flags mean (docs/design.md §1), for the ones this page can provoke.
 const FLAG_NOTES = {
   jump: 'this interval does not meet the session\'s earlier ones: the clock stepped, a new segment starts',
   straddles_step:
@@ -247,7 +247,7 @@ function renderSamples(samples) {
   $('#samples tbody').replaceChildren(...rows);
   const seen = [...new Set(samples.flatMap((s) => s.flags))];
   $('#flag-notes').replaceChildren(
-    ...seen.map((f) => el('li', {}, el('code', {}, f), ': ', FLAG_NOTES[f] || 'see DESIGN.md §1')),
+    ...seen.map((f) => el('li', {}, el('code', {}, f), ': ', FLAG_NOTES[f] || 'see docs/design.md §1')),
   );
   const last = samples[samples.length - 1];
   $('#estimate').textContent = last

@@ -1,0 +1,282 @@
+"""Records ⇄ DynamoDB items: the single table's keys and one generic value codec. Pure.
+
+Access paths (table ``PK``/``SK``, LSI ``ByReceipt`` on ``RSK``, GSI ``ByDay`` on ``DPK``/``DSK``):
+
+=====================  ===========================  =========================================
+item                   key                          read by
+=====================  ===========================  =========================================
+span chunk             TRACE#<trace> / SPANS#...    trace id (raw and corrected); the stream
+skew sample            SESSION#<sid> / SAMPLE#<b>   LSI ByReceipt: session, receipt order
+session state          SESSION#<sid> / STATE        history and jump detection (versioned)
+session day            SESSION#<sid> / DAY#<d>      GSI ByDay: a day's sessions, most skewed
+batch marker           BATCH#<b> / BATCH            idempotency: a retried batch is a no-op
+=====================  ===========================  =========================================
+
+A record's fields become attributes of the same name through :func:`to_attributes`, and come
+back through :func:`from_item`; only keys, ``type`` and ``ttl`` are added here.
+
+Example:
+    >>> from skewgate.clock.records import BatchRecord
+    >>> item = batch_item(BatchRecord(batch_id="b", received_at_ms=5, span_count=1,
+    ...                               rejected_spans=0), ttl=9)
+    >>> item["PK"], item["span_count"], from_item(BatchRecord, item).span_count
+    ({'S': 'BATCH#b'}, {'N': '1'}, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from skewgate.clock.correction import TraceChunk
+from skewgate.clock.estimate import SkewEstimate
+from skewgate.clock.interval import SKEW_THRESHOLDS, proven_abs_offset_ms
+from skewgate.clock.records import BatchRecord, SessionDay, SessionState, SkewSample, day_of
+
+__all__ = [
+    "DAY_INDEX",
+    "SAMPLE_INDEX",
+    "batch_item",
+    "batch_key",
+    "day_update",
+    "from_item",
+    "sample_item",
+    "session_day_from_item",
+    "span_items",
+    "state_key",
+    "state_put",
+    "to_attributes",
+    "to_value",
+]
+
+SAMPLE_INDEX: Final = "ByReceipt"
+DAY_INDEX: Final = "ByDay"
+_KEY_ATTRIBUTES: Final = frozenset({"PK", "SK", "RSK", "DPK", "DSK", "type", "ttl"})
+
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+# --- values --------------------------------------------------------------------------------
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    """One Python value (as ``msgspec.to_builtins`` gives it) as a DynamoDB attribute value."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} cannot be stored")
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"B": bytes(value)}
+    if isinstance(value, list | tuple):
+        return {"L": [to_value(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {str(k): to_value(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _from_value(attr: Mapping[str, Any]) -> Any:
+    ((kind, value),) = attr.items()
+    if kind == "N":
+        text = str(value)
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if kind in ("S", "BOOL"):
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "B":
+        return bytes(value)
+    if kind == "L":
+        return [_from_value(v) for v in value]
+    if kind == "M":
+        return {k: _from_value(v) for k, v in value.items()}
+    if kind == "SS":
+        return sorted(value)
+    raise ValueError(f"unsupported attribute type {kind}")
+
+
+def to_attributes(record: msgspec.Struct) -> dict[str, dict[str, Any]]:
+    """A record's fields as attributes of the same names."""
+    return {
+        name: to_value(value)
+        for name, value in msgspec.to_builtins(record, builtin_types=(bytes,)).items()
+    }
+
+
+def from_item(cls: type[R], item: Mapping[str, Any]) -> R:
+    """The record of type ``cls`` an item holds (keys and unknown attributes are ignored)."""
+    fields = {f.encode_name for f in msgspec.structs.fields(cls)}
+    values = {k: _from_value(v) for k, v in item.items() if k in fields}
+    return msgspec.convert(values, cls, strict=False)
+
+
+def _ttl(received_at_ms: float, retention_seconds: int) -> dict[str, str]:
+    return {"N": str(int(received_at_ms / 1000) + retention_seconds)}
+
+
+# --- batch marker ----------------------------------------------------------------------------
+
+
+def batch_key(batch_id: str) -> dict[str, dict[str, str]]:
+    return {"PK": {"S": f"BATCH#{batch_id}"}, "SK": {"S": "BATCH"}}
+
+
+def batch_item(record: BatchRecord, *, ttl: int) -> dict[str, Any]:
+    return {
+        **batch_key(record.batch_id),
+        "type": {"S": "batch"},
+        **to_attributes(record),
+        "ttl": {"N": str(ttl)},
+    }
+
+
+# --- skew samples, state, day ----------------------------------------------------------------
+
+
+def sample_item(sample: SkewSample, retention_seconds: int) -> dict[str, Any]:
+    return {
+        "PK": {"S": f"SESSION#{sample.session_id}"},
+        "SK": {"S": f"SAMPLE#{sample.batch_id}"},
+        "RSK": {"S": f"{sample.received_at_ms:015d}#{sample.batch_id}"},
+        "type": {"S": "sample"},
+        **to_attributes(sample),
+        "ttl": _ttl(sample.received_at_ms, retention_seconds),
+    }
+
+
+def state_key(session_id: str) -> dict[str, dict[str, str]]:
+    return {"PK": {"S": f"SESSION#{session_id}"}, "SK": {"S": "STATE"}}
+
+
+def state_put(
+    table: str, new: SessionState, previous: SessionState | None, ttl: dict[str, str]
+) -> dict[str, Any]:
+    """The conditional Put of a session's next state (version ``previous.version + 1``)."""
+    put: dict[str, Any] = {
+        "TableName": table,
+        "Item": {**state_key(new.session_id), "type": {"S": "state"}, **to_attributes(new),
+                 "ttl": ttl},
+    }
+    if previous is None:
+        put["ConditionExpression"] = "attribute_not_exists(PK)"
+    else:
+        put["ConditionExpression"] = "version = :v"
+        put["ExpressionAttributeValues"] = {":v": {"N": str(previous.version)}}
+    return put
+
+
+def day_update(
+    table: str, sample: SkewSample, day_max_abs_ms: float, retention_seconds: int
+) -> dict[str, Any]:
+    """Per session and day: the latest verdict and the largest proven |offset| (day index)."""
+    day = day_of(sample.received_at_ms)
+    magnitude = min(day_max_abs_ms, 1e15)
+    # Fleet counters (``skewgate stats``): batches per method, and of those the ones whose
+    # interval proves |θ| beyond each threshold. Only counters that grow are written.
+    method = sample.method.value
+    proven = proven_abs_offset_ms(sample.lower_ms, sample.upper_ms)
+    counters = [f"batches_{method}"] + [
+        f"over_{name}_{method}" for name, bound in SKEW_THRESHOLDS if proven > bound
+    ]
+    names = {"#type": "type", "#method": "method", "#ttl": "ttl"}
+    names.update({f"#c{i}": counter for i, counter in enumerate(counters)})
+    counter_updates = "".join(
+        f", #c{i} = if_not_exists(#c{i}, :zero) + :one" for i in range(len(counters))
+    )
+    return {
+        "TableName": table,
+        "Key": {"PK": {"S": f"SESSION#{sample.session_id}"}, "SK": {"S": f"DAY#{day}"}},
+        "UpdateExpression": (
+            "SET #type = :type, session_id = :sid, DPK = :dpk, last_received_at_ms = :recv,"
+            " first_received_at_ms = if_not_exists(first_received_at_ms, :recv),"
+            " offset_ms = :off, lower_ms = :lo, upper_ms = :up, #method = :method,"
+            " applied = :applied, #ttl = :ttl,"
+            " batches = if_not_exists(batches, :zero) + :one,"
+            " jumps = if_not_exists(jumps, :zero) + :jump,"
+            " corrected_batches = if_not_exists(corrected_batches, :zero) + :corrected,"
+            " max_proven_abs_offset_ms = :mag, DSK = :dsk" + counter_updates
+        ),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {
+            ":type": {"S": "session_day"},
+            ":sid": {"S": sample.session_id},
+            ":dpk": {"S": f"DAY#{day}"},
+            ":recv": to_value(sample.received_at_ms),
+            ":off": to_value(float(sample.offset_ms)),
+            ":lo": to_value(sample.lower_ms),
+            ":up": to_value(sample.upper_ms),
+            ":method": {"S": method},
+            ":applied": {"BOOL": sample.applied},
+            ":ttl": _ttl(sample.received_at_ms, retention_seconds),
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":jump": {"N": "1" if sample.jump else "0"},
+            ":corrected": {"N": "1" if sample.applied else "0"},
+            ":mag": to_value(float(magnitude)),
+            ":dsk": {"S": f"{magnitude:020.3f}#{sample.session_id}"},
+        },
+    }
+
+
+def session_day_from_item(item: Mapping[str, Any]) -> SessionDay:
+    counters = {
+        name: int(value["N"])
+        for name, value in item.items()
+        if name.startswith(("batches_", "over_")) and "N" in value
+    }
+    values = {**item, "day": {"S": item["SK"]["S"].removeprefix("DAY#")}}
+    record = from_item(SessionDay, values)
+    return msgspec.structs.replace(record, counters=counters)
+
+
+# --- span chunks ----------------------------------------------------------------------------
+
+
+def _session_hash(session_id: str | None) -> str:
+    return hashlib.sha256((session_id or "").encode()).hexdigest()[:8]
+
+
+def span_items(
+    batch_id: str,
+    session_id: str | None,
+    received_at_ms: int,
+    estimate: SkewEstimate,
+    chunks: list[TraceChunk],
+    retention_seconds: int,
+) -> list[dict[str, Any]]:
+    items = []
+    group = _session_hash(session_id)
+    for chunk in chunks:
+        item: dict[str, Any] = {
+            "PK": {"S": f"TRACE#{chunk.trace_id}"},
+            "SK": {"S": f"SPANS#{batch_id}#{group}#{chunk.index:04d}"},
+            "type": {"S": "spans"},
+            "batch_id": {"S": batch_id},
+            "received_at_ms": to_value(received_at_ms),
+            "span_count": to_value(chunk.span_count),
+            "raw": {"B": zlib.compress(chunk.raw, 6)},
+            "applied": {"BOOL": estimate.applied},
+            "offset_ms": to_value(float(estimate.offset_ms)),
+            "lower_ms": to_value(estimate.lower_ms),
+            "upper_ms": to_value(estimate.upper_ms),
+            "method": {"S": estimate.method.value},
+            "ttl": _ttl(received_at_ms, retention_seconds),
+        }
+        if session_id is not None:
+            item["session_id"] = {"S": session_id}
+        if chunk.corrected is not None:
+            item["corrected"] = {"B": zlib.compress(chunk.corrected, 6)}
+        items.append(item)
+    return items

@@ -1,0 +1,236 @@
+"""Configuration from environment variables; the same names locally and in template.yaml.
+
+One model per function, all declared here as msgspec Structs whose field ``x_y`` *is* the
+variable ``X_Y``: a function validates only what it uses (the ingest does not fail on a
+forwarder setting), shared fields are declared once (``TableSettings``), and bad configuration
+fails at start with a one-line message naming the variable. msgspec rather than
+pydantic-settings: the model is read at every cold start, and msgspec is already loaded for the
+JSON hot path, where pydantic-settings' import alone costs more than half of a boto3 client's.
+
+An empty variable counts as unset (CloudFormation passes ``""`` for a parameter left blank).
+
+Example:
+    >>> s = IngestSettings.from_env({"TABLE_NAME": "skewgate", "MIN_CORRECTION_MS": "40"})
+    >>> s.min_correction_ms, s.origins()
+    (40.0, None)
+    >>> IngestSettings.from_env({"TABLE_NAME": "skewgate", "MAX_BATCH_AGE_MS": "soon"})
+    Traceback (most recent call last):
+    ...
+    skewgate.aws.settings.ConfigError: MAX_BATCH_AGE_MS: expected a number, got 'soon'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Literal, Self
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+from skewgate.clock.estimate import EstimatorConfig
+from skewgate.wire.decode import Limits
+
+__all__ = [
+    "ConfigError",
+    "ForwardSettings",
+    "IngestSettings",
+    "ReadSettings",
+    "TableSettings",
+    "parse_headers",
+]
+
+
+class ConfigError(ValueError):
+    """Raised at start for a missing or malformed environment variable."""
+
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+_WHERE = re.compile(r" - at `\$\.(?P<name>[A-Z0-9_]+)`")
+_MISSING = re.compile(r"missing required field `(?P<name>[A-Z0-9_]+)`")
+_TYPE_NAMES = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true/false"}
+
+
+def _csv(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    items = frozenset(part.strip() for part in value.split(",") if part.strip())
+    return items or None
+
+
+def _explain(exc: msgspec.ValidationError, values: Mapping[str, str]) -> str:
+    """msgspec's message as ``NAME: what is wrong``."""
+    text = str(exc)
+    missing = _MISSING.search(text)
+    if missing:
+        return f"{missing['name']}: required but not set"
+    where = _WHERE.search(text)
+    if where is None:
+        return text
+    name = where["name"]
+    problem = text[: where.start()]
+    expected = re.fullmatch(r"Expected `(\w+)`, got `\w+`", problem)
+    if expected:
+        wanted = _TYPE_NAMES.get(expected[1], expected[1])
+        return f"{name}: expected {wanted}, got {values.get(name)!r}"
+    return f"{name}: {problem[0].lower() + problem[1:]} (got {values.get(name)!r})"
+
+
+class _EnvModel(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read and validate; ``environ`` defaults to ``os.environ``."""
+        env = os.environ if environ is None else environ
+        fields = {f.encode_name for f in msgspec.structs.fields(cls)}
+        values = {k: v for k, v in env.items() if k in fields and v.strip() != ""}
+        try:
+            settings = msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(_explain(exc, values)) from None
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        """Rules across fields; raise ``ConfigError`` naming the variable."""
+
+
+class TableSettings(_EnvModel, frozen=True, kw_only=True):
+    """What every function needs: the table and how long items live."""
+
+    table_name: Annotated[str, msgspec.Meta(min_length=3, max_length=255)]
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+
+    @property
+    def retention_seconds(self) -> int:
+        return self.retention_days * 86_400
+
+
+class ReadSettings(TableSettings, frozen=True, kw_only=True):
+    """The read API's settings (the table only)."""
+
+
+class IngestSettings(TableSettings, frozen=True, kw_only=True):
+    """Every knob of ``POST /v1/traces`` and ``GET /v1/clock``."""
+
+    allowed_origins: str | None = None
+    ingest_keys: str | None = None
+    min_correction_ms: NonNegative = 25.0
+    max_correction_ms: Positive | None = None
+    max_upload_delay_ms: Positive = 10_000.0
+    max_batch_age_ms: Positive = 60_000.0
+    max_drift_ppm: Annotated[float, msgspec.Meta(ge=0, le=100_000)] = 200.0
+    max_sync_age_ms: Positive = 6 * 3_600_000.0
+    clock_sync_key: str | None = None
+    max_body_bytes: PositiveInt = 5 * 1024 * 1024
+    max_inflated_bytes: PositiveInt = 20 * 1024 * 1024
+    max_spans_per_request: PositiveInt = 10_000
+    max_attributes_per_span: PositiveInt = 128
+    max_attribute_value_bytes: PositiveInt = 16 * 1024
+
+    def origins(self) -> frozenset[str] | None:
+        """``ALLOWED_ORIGINS`` as a set; ``None`` means any origin (unset or ``*``)."""
+        origins = _csv(self.allowed_origins)
+        if origins is None or "*" in origins:
+            return None
+        return frozenset(o.rstrip("/") for o in origins)
+
+    def ingest_key_set(self) -> frozenset[str] | None:
+        return _csv(self.ingest_keys)
+
+    def estimator(self) -> EstimatorConfig:
+        return EstimatorConfig(
+            min_correction_ms=self.min_correction_ms,
+            max_correction_ms=self.max_correction_ms,
+            max_upload_delay_ms=self.max_upload_delay_ms,
+            max_batch_age_ms=self.max_batch_age_ms,
+            max_drift_ppm=self.max_drift_ppm,
+            max_sync_age_ms=self.max_sync_age_ms,
+            clock_sync_key=self.clock_sync_key.encode() if self.clock_sync_key else None,
+        )
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_body_bytes=self.max_body_bytes,
+            max_inflated_bytes=self.max_inflated_bytes,
+            max_spans=self.max_spans_per_request,
+            max_attributes=self.max_attributes_per_span,
+            max_value_bytes=self.max_attribute_value_bytes,
+        )
+
+
+def parse_headers(text: str | None) -> dict[str, str]:
+    """``FORWARD_HEADERS``: comma-separated ``key=value``, trimmed, percent-decoded.
+
+    >>> parse_headers("api-key=s3cr%3Dt, x-scope = tenant a")
+    {'api-key': 's3cr=t', 'x-scope': 'tenant a'}
+    """
+    headers: dict[str, str] = {}
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        key, sep, value = entry.partition("=")
+        key = unquote(key).strip()
+        if not sep or not key:
+            raise ConfigError(f"FORWARD_HEADERS: {entry.strip()!r} is not key=value")
+        if any(c in key for c in " \t\r\n:"):
+            raise ConfigError(f"FORWARD_HEADERS: {key!r} is not a valid header name")
+        value = unquote(value).strip()
+        if any(c in value for c in "\r\n"):
+            raise ConfigError(f"FORWARD_HEADERS: the value of {key!r} contains a line break")
+        headers[key] = value
+    return headers
+
+
+class ForwardSettings(_EnvModel, frozen=True, kw_only=True):
+    """The forwarder's knobs (the stream handler needs no table name)."""
+
+    forward_target: Literal["otlp", "xray", "none"] = "none"
+    forward_endpoint: str | None = None
+    forward_headers: str | None = None
+    forward_dlq_url: str | None = None
+    forward_dlq_file: str | None = None
+    forward_max_request_bytes: PositiveInt = 5_000_000
+    forward_max_request_spans: PositiveInt = 10_000
+    forward_timeout_ms: Positive = 10_000.0
+    forward_margin_ms: NonNegative = 3_000.0
+    aws_region: str | None = None
+    aws_default_region: str | None = None
+
+    def _check(self) -> None:
+        self.headers()  # validates FORWARD_HEADERS
+        if self.forward_target == "otlp" and not self.forward_endpoint:
+            raise ConfigError("FORWARD_ENDPOINT: required when FORWARD_TARGET=otlp")
+        if self.forward_endpoint:
+            url = urlsplit(self.forward_endpoint)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ConfigError(
+                    f"FORWARD_ENDPOINT: {self.forward_endpoint!r} is not an http(s) URL"
+                )
+        if self.forward_target == "xray" and not self.region:
+            raise ConfigError("AWS_REGION: required when FORWARD_TARGET=xray")
+
+    @property
+    def region(self) -> str | None:
+        return self.aws_region or self.aws_default_region
+
+    def headers(self) -> dict[str, str]:
+        return parse_headers(self.forward_headers)
+
+    def endpoint(self) -> str | None:
+        """Where requests go: ``FORWARD_ENDPOINT``, or X-Ray's regional OTLP endpoint."""
+        if self.forward_endpoint:
+            return self.forward_endpoint
+        if self.forward_target == "xray":
+            return f"https://xray.{self.region}.amazonaws.com/v1/traces"
+        return None
+
+    def describe(self) -> str:
+        """One line for logs and ``make run``: where spans go (never the header values)."""
+        if self.forward_target == "none":
+            return "off (FORWARD_TARGET=none)"
+        names = ", ".join(sorted(self.headers())) or "none"
+        auth = "SigV4 (xray)" if self.forward_target == "xray" else f"headers: {names}"
+        return f"{self.forward_target} -> {self.endpoint()} ({auth})"

@@ -1,0 +1,152 @@
+"""What skewgate stores and serves about clocks, each record shape declared once. Pure.
+
+The item codec (:mod:`skewgate.aws.codec`), the read API and the CLI all use these Structs;
+JSON documents are ``msgspec.json.encode`` of them, byte for byte the same everywhere.
+
+Milliseconds are kept to the microsecond: offsets are rounded, interval bounds rounded
+*outward* (an interval never shrinks below what the evidence supports), so documents print
+``-811.0`` and ``172790003.743``, not ``172790003.74299997``.
+
+Example:
+    >>> from skewgate.clock.estimate import Method, SkewEstimate
+    >>> est = SkewEstimate(-811.00000012, -10_791.0000001, -790.99999, Method.SEND_TIME, True)
+    >>> s = SkewSample.from_estimate(est, session_id="s", batch_id="b", received_at_ms=5,
+    ...                              span_count=1, trace_ids=["t"])
+    >>> s.offset_ms, s.lower_ms, s.upper_ms
+    (-811.0, -10791.001, -790.999)
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import msgspec
+
+from skewgate.clock.estimate import Method, SessionClock, SkewEstimate
+from skewgate.clock.interval import proven_abs_offset_ms
+
+__all__ = [
+    "BatchRecord",
+    "SessionDay",
+    "SessionState",
+    "SkewSample",
+    "ceil_ms",
+    "day_of",
+    "floor_ms",
+    "round_ms",
+]
+
+_US = 1_000.0
+
+
+def round_ms(value: float) -> float:
+    """To the microsecond."""
+    return round(value * _US) / _US
+
+
+def floor_ms(value: float | None) -> float | None:
+    return None if value is None else math.floor(value * _US) / _US
+
+
+def ceil_ms(value: float | None) -> float | None:
+    return None if value is None else math.ceil(value * _US) / _US
+
+
+def day_of(ms: float) -> str:
+    """The UTC day ``yyyy-mm-dd`` of an epoch-ms instant."""
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC).strftime("%Y-%m-%d")
+
+
+class SkewSample(msgspec.Struct, frozen=True, kw_only=True):
+    """One skew sample: the verdict on one session's clock in one batch."""
+
+    session_id: str
+    batch_id: str
+    received_at_ms: int
+    offset_ms: float
+    lower_ms: float | None
+    upper_ms: float | None
+    method: Method
+    applied: bool
+    jump: bool
+    flags: list[str]
+    span_count: int
+    trace_ids: list[str]
+    #: Traces of the session in this batch beyond ``trace_ids`` (capped to fit one item).
+    more_traces: int = 0
+    segment: int = 0
+    sent_at_ms: float | None = None
+    max_client_time_ms: float | None = None
+    sync_delay_ms: float | None = None
+
+    @classmethod
+    def from_estimate(
+        cls, estimate: SkewEstimate, *, session_id: str, batch_id: str, received_at_ms: int,
+        span_count: int, trace_ids: list[str], **extra: object,
+    ) -> SkewSample:
+        return cls(
+            session_id=session_id,
+            batch_id=batch_id,
+            received_at_ms=received_at_ms,
+            offset_ms=round_ms(estimate.offset_ms),
+            lower_ms=floor_ms(estimate.lower_ms),
+            upper_ms=ceil_ms(estimate.upper_ms),
+            method=estimate.method,
+            applied=estimate.applied,
+            jump=estimate.jump,
+            flags=[str(f) for f in estimate.flags],
+            span_count=span_count,
+            trace_ids=trace_ids,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    @property
+    def proven_abs_ms(self) -> float:
+        return proven_abs_offset_ms(self.lower_ms, self.upper_ms)
+
+
+class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a committed batch answered, so a retry gets the same answer."""
+
+    batch_id: str
+    received_at_ms: int
+    span_count: int
+    rejected_spans: int
+    error_message: str = ""
+
+
+class SessionState(msgspec.Struct, frozen=True, kw_only=True):
+    """A session's stored clock, its version (for the conditional write) and its day's peak."""
+
+    session_id: str
+    clock: SessionClock
+    version: int = 0
+    day: str = ""
+    day_max_proven_abs_ms: float = 0.0
+
+    def day_peak(self, received_at_ms: float, proven_abs_ms: float) -> float:
+        """The day's largest proven |θ| after this sample (a new day starts from it)."""
+        if day_of(received_at_ms) == self.day:
+            return max(self.day_max_proven_abs_ms, proven_abs_ms)
+        return proven_abs_ms
+
+
+class SessionDay(msgspec.Struct, frozen=True, kw_only=True):
+    """One session on one UTC day: its latest verdict and the day's counts."""
+
+    session_id: str
+    day: str
+    max_proven_abs_offset_ms: float
+    offset_ms: float
+    lower_ms: float | None
+    upper_ms: float | None
+    method: Method
+    applied: bool
+    batches: int
+    corrected_batches: int = 0
+    jumps: int = 0
+    first_received_at_ms: int | None = None
+    last_received_at_ms: int = 0
+    #: ``batches_<method>`` and ``over_<threshold>_<method>`` (absent counters are 0).
+    counters: dict[str, int] = {}

@@ -1,0 +1,590 @@
+"""The ingest and read handlers against DynamoDB Local, fed API Gateway v2 events."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import gzip
+import json
+import threading
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from support import EVENTS, FIXTURES
+
+from skewgate.aws.ingest import IngestApp
+from skewgate.aws.read import ReadApp
+from skewgate.aws.settings import IngestSettings
+from skewgate.aws.store import Store
+from skewgate.clock import sign_clock_reading
+from skewgate.wire import Limits, decode_request
+from skewgate.wire.encode import encode_request
+from skewgate_tools.local.server import build_event
+
+SESSION = "6f1c2d9a-browser-session"
+
+
+def make_app(
+    ddb_client: Any, table_name: str, clock_ms: Callable[[], float] | None = None, **env: str
+) -> tuple[IngestApp, ReadApp]:
+    settings = IngestSettings.from_env({"TABLE_NAME": table_name, **env})
+    store = Store(ddb_client, table_name, settings.retention_seconds)
+    if clock_ms is None:
+        return IngestApp(settings, store), ReadApp(store)
+    return IngestApp(settings, store, clock_ms=clock_ms), ReadApp(store)
+
+
+def fixture(n: int) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"export-{n}.json").read_text())
+
+
+def post(
+    body: bytes,
+    *,
+    received_ms: int,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> dict[str, Any]:
+    pairs = [("content-type", content_type), *(headers or {}).items()]
+    return build_event("POST", "/v1/traces", pairs, body, received_ms)
+
+
+def fixture_event(n: int, **extra_headers: str) -> dict[str, Any]:
+    fx = fixture(n)
+    headers = {k: v for k, v in fx["headers"].items() if k != "content-type"}
+    headers.update(extra_headers)
+    return post(
+        json.dumps(fx["body"]).encode(), received_ms=int(fx["received_at_ms"]), headers=headers
+    )
+
+
+def skew(read: ReadApp, session: str) -> tuple[int, dict[str, Any]]:
+    response = read.handle(build_event("GET", f"/v1/sessions/{session}/skew", [], b"", 0))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def stored_spans(read: ReadApp, trace_id: str) -> list[dict[str, Any]]:
+    response = read.handle(build_event("GET", f"/v1/traces/{trace_id}", [], b"", 0))
+    assert response["statusCode"] == 200, response
+    spans: list[dict[str, Any]] = json.loads(response["body"])["spans"]
+    return spans
+
+
+def test_800ms_ahead_is_measured_and_corrected(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    for n in (1, 2, 3, 4):
+        response = ingest.handle(fixture_event(n))
+        assert response["statusCode"] == 200, response
+        assert json.loads(response["body"]) == {}
+    status, doc = skew(read, SESSION)
+    assert status == 200
+    assert doc["session_id"] == SESSION
+    assert len(doc["samples"]) == 4
+    times = [s["received_at_ms"] for s in doc["samples"]]
+    assert times == sorted(times)
+    for sample in doc["samples"]:
+        # Truth ≈ −800 ms (the browser's clock was set 800 ms ahead).
+        assert sample["lower_ms"] <= -800 <= sample["upper_ms"] + 10, sample
+        assert sample["applied"] is True
+        assert sample["method"] == "send_time"
+        assert abs(sample["offset_ms"] + 800) < 50
+    trace_id = doc["samples"][0]["trace_ids"][0]
+    for span in stored_spans(read, trace_id):
+        shift_ns = int(span["start_time_unix_nano"]) - int(span["raw_start_time_unix_nano"])
+        assert shift_ns == round(span["offset_ms"] * 1e6)
+        assert int(span["end_time_unix_nano"]) - int(span["raw_end_time_unix_nano"]) == shift_ns
+
+
+def test_synced_clock_is_not_corrected(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    sessions = set()
+    for n in (5, 6, 7, 8):
+        event = fixture_event(n)
+        assert ingest.handle(event)["statusCode"] == 200
+        body = json.loads(event["body"])
+        for rs in body["resourceSpans"]:
+            for kv in rs["resource"]["attributes"]:
+                if kv["key"] == "session.id":
+                    sessions.add(kv["value"]["stringValue"])
+    assert sessions
+    for session in sessions:
+        status, doc = skew(read, session)
+        assert status == 200
+        for sample in doc["samples"]:
+            assert sample["applied"] is False
+            assert sample["method"] == "causality"
+            assert sample["lower_ms"] <= 0 <= sample["upper_ms"]
+            trace_id = sample["trace_ids"][0]
+            for span in stored_spans(read, trace_id):
+                assert int(span["start_time_unix_nano"]) == int(span["raw_start_time_unix_nano"])
+
+
+def test_corrected_spans_carry_clock_skew_attributes(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(ddb_client, table_name)
+    assert ingest.handle(fixture_event(1))["statusCode"] == 200
+    trace_id = fixture(1)["body"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
+    items = ddb_client.query(
+        TableName=table_name,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"TRACE#{trace_id}"}},
+    )["Items"]
+    assert len(items) == 1  # spans of one trace in one batch share an item
+    raw = ExportTraceServiceRequest.FromString(zlib.decompress(items[0]["raw"]["B"]))
+    fixed = ExportTraceServiceRequest.FromString(zlib.decompress(items[0]["corrected"]["B"]))
+    raw_span = raw.resource_spans[0].scope_spans[0].spans[0]
+    fixed_span = fixed.resource_spans[0].scope_spans[0].spans[0]
+    attrs = {kv.key: kv.value for kv in fixed_span.attributes}
+    assert attrs["clock_skew.method"].string_value == "send_time"
+    assert (
+        attrs["clock_skew.original_start_time_unix_nano"].int_value == raw_span.start_time_unix_nano
+    )
+    assert attrs["clock_skew.original_end_time_unix_nano"].int_value == raw_span.end_time_unix_nano
+    offset = attrs["clock_skew.offset_ms"].double_value
+    assert (
+        attrs["clock_skew.lower_ms"].double_value
+        <= offset
+        <= attrs["clock_skew.upper_ms"].double_value
+    )
+    assert fixed_span.start_time_unix_nano - raw_span.start_time_unix_nano == round(offset * 1e6)
+    assert not any(kv.key.startswith("clock_skew.") for kv in raw_span.attributes)
+    assert int(items[0]["ttl"]["N"]) > int(items[0]["received_at_ms"]["N"]) // 1000
+
+
+def test_retry_with_fresh_send_time_is_stored_once(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    first = fixture_event(1)
+    assert ingest.handle(first)["statusCode"] == 200
+    retry = fixture_event(1)
+    retry["headers"]["x-sent-at"] = str(int(retry["headers"]["x-sent-at"]) + 3000)
+    retry["requestContext"]["timeEpoch"] += 3100
+    assert ingest.handle(retry)["statusCode"] == 200
+    _, doc = skew(read, SESSION)
+    assert len(doc["samples"]) == 1
+    assert doc["samples"][0]["received_at_ms"] == first["requestContext"]["timeEpoch"]
+
+
+def test_batch_with_two_sessions_yields_one_sample_each(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    body = copy.deepcopy(fixture(1)["body"])
+    second = copy.deepcopy(body["resourceSpans"][0])
+    for kv in second["resource"]["attributes"]:
+        if kv["key"] == "session.id":
+            kv["value"]["stringValue"] = "other-session"
+    for span in second["scopeSpans"][0]["spans"]:
+        span["spanId"] = span["spanId"][::-1]
+        span["traceId"] = span["traceId"][::-1]
+        span.pop("parentSpanId", None)
+    body["resourceSpans"].append(second)
+    event = post(json.dumps(body).encode(), received_ms=int(fixture(1)["received_at_ms"]))
+    assert ingest.handle(event)["statusCode"] == 200
+    for session in (SESSION, "other-session"):
+        status, doc = skew(read, session)
+        assert status == 200 and len(doc["samples"]) == 1
+        assert doc["samples"][0]["span_count"] == 3
+
+
+def test_header_session_is_a_fallback(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    body = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    "traceId": "1" * 32,
+                                    "spanId": "2" * 16,
+                                    "startTimeUnixNano": "1",
+                                    "endTimeUnixNano": "2",
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+    ).encode()
+    event = post(body, received_ms=10_000, headers={"x-session-id": "hdr-session"})
+    assert ingest.handle(event)["statusCode"] == 200
+    status, doc = skew(read, "hdr-session")
+    assert status == 200 and doc["samples"][0]["span_count"] == 1
+
+
+def test_partial_success_rejects_bad_spans_alone(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    body = copy.deepcopy(fixture(1)["body"])
+    spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[0]["traceId"] = "0" * 32
+    spans[1]["endTimeUnixNano"] = "1"
+    event = post(json.dumps(body).encode(), received_ms=int(fixture(1)["received_at_ms"]))
+    response = ingest.handle(event)
+    assert response["statusCode"] == 200
+    partial = json.loads(response["body"])["partialSuccess"]
+    assert partial["rejectedSpans"] == "2"
+    assert "all-zero traceId" in partial["errorMessage"]
+    _, doc = skew(read, SESSION)
+    assert doc["samples"][0]["span_count"] == 1
+
+
+def test_protobuf_request_gets_protobuf_response(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    event = json.loads((EVENTS / "post-traces-protobuf.json").read_text())
+    response = ingest.handle(event)
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"] == "application/x-protobuf"
+    assert response["isBase64Encoded"] is True
+    ExportTraceServiceResponse.FromString(base64.b64decode(response["body"]))
+    status, doc = skew(read, SESSION)
+    assert status == 200 and doc["samples"][0]["applied"] is True
+
+
+def test_gzip_protobuf(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(ddb_client, table_name)
+    fx = fixture(5)
+    batch = decode_request(json.dumps(fx["body"]).encode(), "application/json", None, Limits())
+    body = gzip.compress(encode_request(batch.request))
+    event = post(
+        body,
+        received_ms=int(fx["received_at_ms"]),
+        content_type="application/x-protobuf",
+        headers={"content-encoding": "gzip"},
+    )
+    assert ingest.handle(event)["statusCode"] == 200
+
+
+def _status(response: dict[str, Any]) -> Status:
+    if response["isBase64Encoded"]:
+        return Status.FromString(base64.b64decode(response["body"]))
+    body = json.loads(response["body"])
+    return Status(code=body["code"], message=body["message"])
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "encoding", "status", "code"),
+    [
+        (b"{oops", "application/json", None, 400, 3),
+        (b"\x0a\xff\xff", "application/x-protobuf", None, 400, 3),
+        (b"{}", "text/plain", None, 415, 3),
+        (gzip.compress(b"\0" * (21 * 1024 * 1024)), "application/json", "gzip", 413, 8),
+        (b"garbage", "application/json", "gzip", 400, 3),
+        (b"{}", "application/json", "br", 415, 3),
+    ],
+)
+def test_bad_input_gets_a_status_body(
+    ddb_client: Any,
+    table_name: str,
+    body: bytes,
+    content_type: str,
+    encoding: str | None,
+    status: int,
+    code: int,
+) -> None:
+    ingest, _ = make_app(ddb_client, table_name)
+    headers = {"content-encoding": encoding} if encoding else {}
+    response = ingest.handle(post(body, received_ms=1, headers=headers, content_type=content_type))
+    assert response["statusCode"] == status
+    parsed = _status(response)
+    assert parsed.code == code and parsed.message
+    if content_type == "application/x-protobuf":
+        assert response["headers"]["content-type"] == "application/x-protobuf"
+
+
+def test_body_over_limit_is_413(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(ddb_client, table_name, MAX_BODY_BYTES="1000")
+    response = ingest.handle(post(b" " * 1001, received_ms=1))
+    assert response["statusCode"] == 413
+
+
+def test_unsupported_method_is_405_and_unknown_path_404(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(ddb_client, table_name)
+    response = ingest.handle(build_event("GET", "/v1/traces", [], b"", 1))
+    assert response["statusCode"] == 405
+    assert "POST" in response["headers"]["allow"]
+    response = ingest.handle(build_event("DELETE", "/v1/clock", [], b"", 1))
+    assert response["statusCode"] == 405
+    assert ingest.handle(build_event("GET", "/nope", [], b"", 1))["statusCode"] == 404
+
+
+def test_origin_allow_list_and_preflight(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(
+        ddb_client, table_name, ALLOWED_ORIGINS="https://shop.example, http://127.0.0.1:34645"
+    )
+    preflight = json.loads((EVENTS / "options-traces.json").read_text())
+    response = ingest.handle(preflight)
+    assert response["statusCode"] == 204
+    headers = response["headers"]
+    assert headers["access-control-allow-origin"] == "http://127.0.0.1:34645"
+    for name in ("X-Sent-At", "X-Clock-Sync", "X-Session-Id", "X-Ingest-Key"):
+        assert name in headers["access-control-allow-headers"]
+    for origin in ("https://evil.example", "null"):
+        bad = build_event("OPTIONS", "/v1/traces", [("origin", origin)], b"", 1)
+        assert ingest.handle(bad)["statusCode"] == 403
+        event = fixture_event(1, origin=origin)
+        assert ingest.handle(event)["statusCode"] == 403
+    no_origin = fixture_event(5)
+    no_origin["headers"].pop("origin", None)
+    assert ingest.handle(no_origin)["statusCode"] == 200
+
+
+def test_ingest_keys_are_required_for_every_request(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(ddb_client, table_name, INGEST_KEYS="pk_live_1,pk_live_2")
+    event = fixture_event(5)
+    event["headers"].pop("origin", None)
+    assert ingest.handle(event)["statusCode"] == 401
+    event["headers"]["x-ingest-key"] = "wrong"
+    assert ingest.handle(event)["statusCode"] == 401
+    event["headers"]["x-ingest-key"] = "pk_live_2"
+    assert ingest.handle(event)["statusCode"] == 200
+    by_query = fixture_event(6)
+    by_query["queryStringParameters"] = {"key": "pk_live_1"}
+    assert ingest.handle(by_query)["statusCode"] == 200
+
+
+def test_storage_down_is_503_with_retry_after() -> None:
+    import boto3
+    from botocore.config import Config
+
+    from skewgate_tools.local.dynamodb import free_port
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1}),
+    )
+    ingest, _ = make_app(client, "skewgate-down")
+    response = ingest.handle(fixture_event(1))
+    assert response["statusCode"] == 503
+    assert int(response["headers"]["retry-after"]) >= 1
+    assert json.loads(response["body"])["code"] == 14
+
+
+def test_missing_table_is_503_not_500(ddb_client: Any) -> None:
+    ingest, _ = make_app(ddb_client, "skewgate-no-such-table")
+    assert ingest.handle(fixture_event(1))["statusCode"] == 503
+
+
+def test_clock_endpoint_and_token(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(ddb_client, table_name, CLOCK_SYNC_KEY="s3cret")
+    event = json.loads((EVENTS / "get-clock.json").read_text())
+    response = ingest.handle(event)
+    assert response["statusCode"] == 200
+    assert response["headers"]["cache-control"] == "no-store"
+    body = json.loads(response["body"])
+    assert body["t1"] == event["requestContext"]["timeEpoch"]
+    assert body["t2"] >= body["t1"]
+    assert body["token"] == sign_clock_reading(
+        b"s3cret", json.dumps(body["t1"]), json.dumps(body["t2"])
+    )
+
+
+def test_round_trip_echo_gives_ntp_samples(ddb_client: Any, table_name: str) -> None:
+    fx = fixture(1)
+    recv = int(fx["received_at_ms"])
+    # The fixture's timeline is in the past: our clock reads 0.5 ms after the clock request.
+    ingest, read = make_app(ddb_client, table_name, lambda: recv - 999.5, CLOCK_SYNC_KEY="s3cret")
+    # A /v1/clock exchange a second before the export: client 800 ms ahead, 40 ms round trip.
+    clock = ingest.handle(build_event("GET", "/v1/clock", [], b"", recv - 1000))
+    reading = json.loads(clock["body"])
+    t0 = reading["t1"] + 800 - 20
+    t3 = reading["t2"] + 800 + 20
+    header = f"t0={t0};t1={reading['t1']};t2={reading['t2']};t3={t3};token={reading['token']}"
+    event = fixture_event(1, **{"x-clock-sync": header})
+    assert ingest.handle(event)["statusCode"] == 200
+    _, doc = skew(read, SESSION)
+    sample = doc["samples"][0]
+    assert sample["method"] == "ntp"
+    assert sample["lower_ms"] <= -800 <= sample["upper_ms"]
+    assert sample["upper_ms"] - sample["lower_ms"] <= 45
+    # A forged echo (bad token) is flagged and not used.
+    forged = fixture_event(2, **{"x-clock-sync": header.replace(reading["token"], "0" * 32)})
+    assert ingest.handle(forged)["statusCode"] == 200
+    _, doc = skew(read, SESSION)
+    assert "implausible_sync" in doc["samples"][1]["flags"]
+
+
+def test_unknown_session_is_404(ddb_client: Any, table_name: str) -> None:
+    _, read = make_app(ddb_client, table_name)
+    status, body = skew(read, "never-seen")
+    assert status == 404
+    assert "never-seen" in body["message"]
+
+
+def test_concurrent_batches_of_one_session_lose_nothing(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    base = fixture(1)
+    events = []
+    for i in range(6):
+        body = copy.deepcopy(base["body"])
+        for span in body["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            span["spanId"] = f"{i + 1:02x}" + span["spanId"][2:]
+        events.append(
+            post(
+                json.dumps(body).encode(),
+                received_ms=int(base["received_at_ms"]) + i,
+                headers={"x-sent-at": base["headers"]["x-sent-at"]},
+            )
+        )
+    results: list[int] = []
+
+    def send(event: dict[str, Any]) -> None:
+        results.append(ingest.handle(event)["statusCode"])
+
+    threads = [threading.Thread(target=send, args=(e,)) for e in events]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 6
+    _, doc = skew(read, SESSION)
+    assert len(doc["samples"]) == 6
+    state = ddb_client.get_item(
+        TableName=table_name,
+        Key={"PK": {"S": f"SESSION#{SESSION}"}, "SK": {"S": "STATE"}},
+        ConsistentRead=True,
+    )["Item"]
+    assert state["version"]["N"] == "6" and state["clock"]["M"]["samples"]["N"] == "6"
+
+
+def test_sample_events_from_events_dir(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    json_event = json.loads((EVENTS / "post-traces-json.json").read_text())
+    assert ingest.handle(json_event)["statusCode"] == 200
+    skew_event = json.loads((EVENTS / "get-session-skew.json").read_text())
+    response = read.handle(skew_event)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["samples"][0]["method"] == "send_time"
+
+
+def test_session_pagination(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    for i in range(5):
+        body = json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": f"{i + 1:032x}",
+                                        "spanId": f"{i + 1:016x}",
+                                        "startTimeUnixNano": "1",
+                                        "endTimeUnixNano": "2",
+                                        "attributes": [
+                                            {"key": "session.id", "value": {"stringValue": "paged"}}
+                                        ],
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            }
+        ).encode()
+        assert ingest.handle(post(body, received_ms=1000 + i))["statusCode"] == 200
+    seen: list[int] = []
+    cursor = None
+    while True:
+        query = f"?limit=2&cursor={cursor}" if cursor else "?limit=2"
+        response = read.handle(build_event("GET", f"/v1/sessions/paged/skew{query}", [], b"", 0))
+        doc = json.loads(response["body"])
+        seen += [s["received_at_ms"] for s in doc["samples"]]
+        cursor = doc.get("next_cursor")
+        if not cursor:
+            break
+    assert seen == [1000, 1001, 1002, 1003, 1004]
+
+
+def test_span_too_large_for_an_item_is_rejected_alone(ddb_client: Any, table_name: str) -> None:
+    import secrets
+
+    ingest, read = make_app(ddb_client, table_name)
+    huge_attrs = [
+        {"key": f"blob{i}", "value": {"stringValue": secrets.token_hex(8192)}} for i in range(40)
+    ]
+    spans = [
+        {
+            "traceId": "3" * 32,
+            "spanId": "4" * 16,
+            "startTimeUnixNano": "1",
+            "endTimeUnixNano": "2",
+            "attributes": huge_attrs,
+        },
+        {"traceId": "3" * 32, "spanId": "5" * 16, "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
+    ]
+    body = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "session.id", "value": {"stringValue": "big"}}]
+                    },
+                    "scopeSpans": [{"spans": spans}],
+                }
+            ]
+        }
+    ).encode()
+    response = ingest.handle(post(body, received_ms=5_000))
+    assert response["statusCode"] == 200
+    partial = json.loads(response["body"])["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and "too large to store" in partial["errorMessage"]
+    _, doc = skew(read, "big")
+    assert doc["samples"][0]["span_count"] == 1
+    assert [s["span_id"] for s in stored_spans(read, "3" * 32)] == ["5" * 16]
+
+
+def test_past_the_lambda_deadline_is_503_not_a_timeout(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    response = ingest.handle(fixture_event(1), remaining_ms=lambda: 1_500)
+    assert response["statusCode"] == 503
+    assert response["headers"]["retry-after"] == "2"
+    assert skew(read, SESSION)[0] == 404  # nothing committed: the retry will store it
+    assert ingest.handle(fixture_event(1), remaining_ms=lambda: 15_000)["statusCode"] == 200
+
+
+def test_thousands_of_traces_in_one_request_are_all_stored(
+    ddb_client: Any, table_name: str
+) -> None:
+    ingest, read = make_app(ddb_client, table_name)
+    spans = [
+        {
+            "traceId": f"{i + 1:032x}",
+            "spanId": f"{i + 1:016x}",
+            "name": "fetch",
+            "startTimeUnixNano": "1000000",
+            "endTimeUnixNano": "2000000",
+        }
+        for i in range(2_000)
+    ]
+    body = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "session.id", "value": {"stringValue": "many-traces"}}
+                        ]
+                    },
+                    "scopeSpans": [{"spans": spans}],
+                }
+            ]
+        }
+    ).encode()
+    response = ingest.handle(post(body, received_ms=50_000), remaining_ms=lambda: 15_000)
+    assert response["statusCode"] == 200
+    _, doc = skew(read, "many-traces")
+    assert doc["samples"][0]["span_count"] == 2_000
+    assert len(doc["samples"][0]["trace_ids"]) == 2_000
+    for i in (0, 999, 1_999):
+        assert len(stored_spans(read, f"{i + 1:032x}")) == 1
