@@ -55,16 +55,10 @@ from skewgate.clock import (
     estimate,
     plan_batch,
 )
-from skewgate.wire import (
-    AnyValue,
-    DecodedBatch,
-    KeyValue,
-    Resource,
-    ResourceSpans,
-    ScopeSpans,
-    Span,
-    TracesRequest,
-)
+from skewgate.wire import JSON, Limits
+from skewgate.wire.scan import ScannedBatch, scan_request
+
+LIMITS = Limits()
 
 EPOCH_MS = 1_767_225_600_000.0  # 2026-01-01T00:00:00Z; realistic magnitude for float rounding
 SECOND = 1_000.0
@@ -634,14 +628,16 @@ def evidence_of(s: Sample) -> BatchEvidence:
     )
 
 
-def one_span_batch(session_id: str, newest_ms: float) -> DecodedBatch:
+def one_span_batch(session_id: str, newest_ms: float) -> ScannedBatch:
     """The batch a sample stands for: one span of the session, ending at its newest time."""
     end_ns = round(newest_ms * 1e6)
-    span = Span(trace_id="5b" * 16, span_id="e1" * 8, start_time_unix_nano=end_ns - 1_000_000,
-                end_time_unix_nano=end_ns)
-    resource = Resource(attributes=[KeyValue("session.id", AnyValue(string_value=session_id))])
-    request = TracesRequest([ResourceSpans(resource, [ScopeSpans(None, [span])])])
-    return DecodedBatch(request, span_count=1)
+    body = (
+        b'{"resourceSpans":[{"resource":{"attributes":[{"key":"session.id","value":'
+        b'{"stringValue":"%s"}}]},"scopeSpans":[{"spans":[{"traceId":"%s","spanId":"%s",'
+        b'"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}]}'
+        % (session_id.encode(), b"5b" * 16, b"e1" * 8, end_ns - 1_000_000, end_ns)
+    )
+    return scan_request(body, JSON, LIMITS)
 
 
 def run_skewgate(session: Session, config: EstimatorConfig, fn: Estimator = estimate) -> None:

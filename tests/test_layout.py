@@ -31,12 +31,13 @@ sys.meta_path.insert(0, Block())
 def test_pure_rooms_import_without_the_aws_sdk() -> None:
     code = BLOCKER + """
 import skewgate.wire, skewgate.clock
-from skewgate.wire import Limits, decode_request
+from skewgate.wire import JSON, Limits
+from skewgate.wire.scan import scan_request
 from skewgate.clock import PlanConfig, RequestFacts, plan_batch
 body = (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"' + b"ab" * 16 +
         b'","spanId":"' + b"cd" * 8 + b'","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}')
-plan = plan_batch(decode_request(body, "application/json", None, Limits()),
-                  RequestFacts(received_at_ms=1.0), {}, PlanConfig())
+plan = plan_batch(scan_request(body, JSON, Limits()),
+                  RequestFacts(received_at_ms=1.0, sent_at="0.5"), {}, PlanConfig())
 assert plan.span_count == 1
 mods = [m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore", "urllib3")]
 assert not mods, mods

@@ -338,7 +338,8 @@ def app_for(
     url: str, tmp_path: Path | None = None, **env: str
 ) -> tuple[ForwardApp, MetricsRecorder]:
     metrics = MetricsRecorder()
-    environ = {"FORWARD_TARGET": "otlp", "FORWARD_ENDPOINT": url, "FORWARD_MARGIN_MS": "200", **env}
+    environ = {"FORWARD_TARGET": "otlp", "FORWARD_ENDPOINT": url, "FORWARD_MARGIN_MS": "200",
+               "TABLE_NAME": os.environ.get("TABLE_NAME", ""), **env}
     if tmp_path is not None:
         environ.setdefault("FORWARD_DLQ_FILE", str(tmp_path / "dlq.jsonl"))
     return build_forward_app(environ, metrics=metrics), metrics

@@ -7,24 +7,25 @@ import copy
 import gzip
 import json
 import threading
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from support import EVENTS, FIXTURES
 
+from skewgate.aws.codec import from_item
 from skewgate.aws.ingest import IngestApp
 from skewgate.aws.read import ReadApp
 from skewgate.aws.settings import IngestSettings
 from skewgate.aws.store import Store
 from skewgate.clock import sign_clock_reading
+from skewgate.clock.records import BatchRecord
 from skewgate.wire import Limits, decode_request
+from skewgate.wire.blob import unpack
 from skewgate.wire.encode import encode_request
 from skewgate_tools.local.server import build_event
 
@@ -126,35 +127,68 @@ def test_synced_clock_is_not_corrected(ddb_client: Any, table_name: str) -> None
                 assert int(span["start_time_unix_nano"]) == int(span["raw_start_time_unix_nano"])
 
 
-def test_corrected_spans_carry_clock_skew_attributes(ddb_client: Any, table_name: str) -> None:
-    ingest, _ = make_app(ddb_client, table_name)
-    assert ingest.handle(fixture_event(1))["statusCode"] == 200
-    trace_id = fixture(1)["body"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
-    items = ddb_client.query(
-        TableName=table_name,
-        KeyConditionExpression="PK = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"TRACE#{trace_id}"}},
+def table_items(ddb_client: Any, table_name: str, pk: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = ddb_client.query(
+        TableName=table_name, KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}}, ConsistentRead=True,
     )["Items"]
-    assert len(items) == 1  # spans of one trace in one batch share an item
-    raw = ExportTraceServiceRequest.FromString(zlib.decompress(items[0]["raw"]["B"]))
-    fixed = ExportTraceServiceRequest.FromString(zlib.decompress(items[0]["corrected"]["B"]))
-    raw_span = raw.resource_spans[0].scope_spans[0].spans[0]
-    fixed_span = fixed.resource_spans[0].scope_spans[0].spans[0]
-    attrs = {kv.key: kv.value for kv in fixed_span.attributes}
-    assert attrs["clock_skew.method"].string_value == "send_time"
-    assert (
-        attrs["clock_skew.original_start_time_unix_nano"].int_value == raw_span.start_time_unix_nano
-    )
-    assert attrs["clock_skew.original_end_time_unix_nano"].int_value == raw_span.end_time_unix_nano
-    offset = attrs["clock_skew.offset_ms"].double_value
-    assert (
-        attrs["clock_skew.lower_ms"].double_value
-        <= offset
-        <= attrs["clock_skew.upper_ms"].double_value
-    )
-    assert fixed_span.start_time_unix_nano - raw_span.start_time_unix_nano == round(offset * 1e6)
-    assert not any(kv.key.startswith("clock_skew.") for kv in raw_span.attributes)
-    assert int(items[0]["ttl"]["N"]) > int(items[0]["received_at_ms"]["N"]) // 1000
+    return items
+
+
+def test_dynamodb_holds_the_body_as_received_and_its_adjusted_copy(
+    ddb_client: Any, table_name: str
+) -> None:
+    ingest, _ = make_app(ddb_client, table_name)
+    event = fixture_event(1)
+    assert ingest.handle(event)["statusCode"] == 200
+    body = fixture(1)["body"]
+    trace_id = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
+    # The trace's index item: keys only (and its TTL), pointing at the batch.
+    (index,) = table_items(ddb_client, table_name, f"TRACE#{trace_id}")
+    assert set(index) == {"PK", "SK", "ttl"} and index["SK"]["S"].startswith("B#")
+    batch_id = index["SK"]["S"][2:]
+    items = table_items(ddb_client, table_name, f"BATCH#{batch_id}")
+    marker = next(i for i in items if i["SK"]["S"] == "BATCH")
+    record = from_item(BatchRecord, marker)
+    assert record.format == 2 and record.chunks == 1 and record.body is not None
+    (session,) = record.sessions
+    assert session.applied and session.method == "send_time"
+    chunks = [i for i in items if i["SK"]["S"].startswith(f"BODY#{record.attempt}#")]
+    assert len(chunks) == 1 and "type" not in chunks[0]  # never on the forwarder's filter
+    raw, adjusted = unpack(bytes(chunks[0]["b"]["B"]), record.body)
+    assert raw == event["body"].encode()  # the body exactly as received
+    assert adjusted is not None
+    shift = round(session.offset_ms * 1e6)
+    raw_doc, adjusted_doc = json.loads(raw), json.loads(adjusted)
+    raw_spans = raw_doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    adjusted_spans = adjusted_doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    for before, after in zip(raw_spans, adjusted_spans, strict=True):
+        assert int(after["startTimeUnixNano"]) == int(before["startTimeUnixNano"]) + shift
+        assert int(after["endTimeUnixNano"]) == int(before["endTimeUnixNano"]) + shift
+        for b_event, a_event in zip(before["events"], after["events"], strict=True):
+            assert int(a_event["timeUnixNano"]) == int(b_event["timeUnixNano"]) + shift
+            a_event["timeUnixNano"] = b_event["timeUnixNano"]
+        # Same content otherwise: only the times differ.
+        assert {k: v for k, v in after.items() if "TimeUnixNano" not in k} == {
+            k: v for k, v in before.items() if "TimeUnixNano" not in k
+        }
+    facts = {kv["key"]: kv["value"] for kv in adjusted_doc["resourceSpans"][0]["resource"][
+        "attributes"] if kv["key"].startswith("clock_skew.")}
+    assert facts["clock_skew.offset_ms"]["doubleValue"] == session.offset_ms
+    assert facts["clock_skew.method"]["stringValue"] == "send_time"
+    assert int(marker["ttl"]["N"]) > record.received_at_ms // 1000
+
+
+def test_an_unshifted_batch_stores_no_second_copy(ddb_client: Any, table_name: str) -> None:
+    ingest, _ = make_app(ddb_client, table_name)
+    assert ingest.handle(fixture_event(5))["statusCode"] == 200  # in sync: nothing moves
+    markers = ddb_client.scan(
+        TableName=table_name, FilterExpression="#t = :b",
+        ExpressionAttributeNames={"#t": "type"}, ExpressionAttributeValues={":b": {"S": "batch"}},
+    )["Items"]
+    (record,) = [from_item(BatchRecord, m) for m in markers]
+    assert record.body is not None and record.body.adjusted_stored == 0
+    assert not any(s.applied for s in record.sessions)
 
 
 def test_retry_with_fresh_send_time_is_stored_once(ddb_client: Any, table_name: str) -> None:
@@ -506,12 +540,12 @@ def test_session_pagination(ddb_client: Any, table_name: str) -> None:
     assert seen == [1000, 1001, 1002, 1003, 1004]
 
 
-def test_span_too_large_for_an_item_is_rejected_alone(ddb_client: Any, table_name: str) -> None:
+def test_a_span_larger_than_an_item_is_stored_whole(ddb_client: Any, table_name: str) -> None:
     import secrets
 
     ingest, read = make_app(ddb_client, table_name)
     huge_attrs = [
-        {"key": f"blob{i}", "value": {"stringValue": secrets.token_hex(8192)}} for i in range(40)
+        {"key": f"blob{i}", "value": {"stringValue": secrets.token_hex(8192)}} for i in range(80)
     ]
     spans = [
         {
@@ -536,12 +570,16 @@ def test_span_too_large_for_an_item_is_rejected_alone(ddb_client: Any, table_nam
         }
     ).encode()
     response = ingest.handle(post(body, received_ms=5_000))
-    assert response["statusCode"] == 200
-    partial = json.loads(response["body"])["partialSuccess"]
-    assert partial["rejectedSpans"] == "1" and "too large to store" in partial["errorMessage"]
+    assert response["statusCode"] == 200 and json.loads(response["body"]) == {}
     _, doc = skew(read, "big")
-    assert doc["samples"][0]["span_count"] == 1
-    assert [s["span_id"] for s in stored_spans(read, "3" * 32)] == ["5" * 16]
+    assert doc["samples"][0]["span_count"] == 2
+    assert sorted(s["span_id"] for s in stored_spans(read, "3" * 32)) == ["4" * 16, "5" * 16]
+    marker = ddb_client.get_item(
+        TableName=table_name,
+        Key={"PK": {"S": f"BATCH#{doc['samples'][0]['batch_id']}"}, "SK": {"S": "BATCH"}},
+    )["Item"]
+    # 1.3 MB of body, 650 KB compressed: cut at the item limit.
+    assert int(marker["chunks"]["N"]) >= 2
 
 
 def test_past_the_lambda_deadline_is_503_not_a_timeout(ddb_client: Any, table_name: str) -> None:
@@ -553,7 +591,7 @@ def test_past_the_lambda_deadline_is_503_not_a_timeout(ddb_client: Any, table_na
     assert ingest.handle(fixture_event(1), remaining_ms=lambda: 15_000)["statusCode"] == 200
 
 
-def test_thousands_of_traces_in_one_request_are_all_stored(
+def test_traces_beyond_the_cap_are_rejected_the_rest_stored(
     ddb_client: Any, table_name: str
 ) -> None:
     ingest, read = make_app(ddb_client, table_name)
@@ -583,8 +621,28 @@ def test_thousands_of_traces_in_one_request_are_all_stored(
     ).encode()
     response = ingest.handle(post(body, received_ms=50_000), remaining_ms=lambda: 15_000)
     assert response["statusCode"] == 200
+    # One index item per trace is what a request writes: beyond 1,000 traces it is refused
+    # span by span, and says so (partialSuccess: the exporter does not resend them).
+    partial = json.loads(response["body"])["partialSuccess"]
+    assert partial["rejectedSpans"] == "1000" and "1000 traces" in partial["errorMessage"]
     _, doc = skew(read, "many-traces")
-    assert doc["samples"][0]["span_count"] == 2_000
-    assert len(doc["samples"][0]["trace_ids"]) == 2_000
-    for i in (0, 999, 1_999):
+    sample = doc["samples"][0]
+    assert sample["span_count"] == 1_000
+    assert len(sample["trace_ids"]) == 256 and sample["more_traces"] == 744
+    for i in (0, 999):
         assert len(stored_spans(read, f"{i + 1:032x}")) == 1
+    response = read.handle(build_event("GET", f"/v1/traces/{1_001:032x}", [], b"", 0))
+    assert response["statusCode"] == 404
+
+
+def test_the_trace_cap_is_configurable(ddb_client: Any, table_name: str) -> None:
+    ingest, read = make_app(ddb_client, table_name, MAX_TRACES_PER_REQUEST="2000")
+    spans = [
+        {"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}",
+         "startTimeUnixNano": "1000000", "endTimeUnixNano": "2000000"}
+        for i in range(2_000)
+    ]
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+    response = ingest.handle(post(body, received_ms=50_000), remaining_ms=lambda: 15_000)
+    assert response["statusCode"] == 200 and json.loads(response["body"]) == {}
+    assert len(stored_spans(read, f"{2_000:032x}")) == 1

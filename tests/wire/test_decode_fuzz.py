@@ -1,4 +1,5 @@
-"""Hostile bodies: decoding and encoding either reject cleanly or produce valid OTLP.
+"""Hostile bodies: the ingest's scan, the stored copies and the outgoing copy either reject
+cleanly or agree exactly with the full decoder, as valid OTLP.
 
 Anything else (a ValueError from ``bytes.fromhex``, a base64 error, an overflow) would reach
 the handler as a 500; the contract says bad input gets a 4xx or a per-span rejection.
@@ -9,14 +10,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from skewgate.clock import BatchEvidence, EstimatorConfig, estimate
-from skewgate.clock.correction import encode_group, group_by_session
-from skewgate.wire import DecodeError, Limits, TooLarge, UnsupportedMediaType, decode_request
+from skewgate.clock import PlanConfig, RequestFacts, corrected_request, plan_batch, read_back
+from skewgate.wire import (
+    JSON,
+    PROTOBUF,
+    DecodeError,
+    Limits,
+    TooLarge,
+    UnsupportedMediaType,
+    decode_request,
+)
+from skewgate.wire.blob import unpack
 from skewgate.wire.encode import encode_request
+from skewgate.wire.scan import scan_request
 
 hexish = st.one_of(
     st.text(alphabet="0123456789abcdefABCDEF", min_size=0, max_size=34),
@@ -97,23 +109,71 @@ body = st.fixed_dictionaries(
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(document=body, applied=st.booleans())
-def test_hostile_json_is_rejected_cleanly_or_encoded_validly(
-    document: dict[str, Any], applied: bool
+@given(document=body, applied=st.booleans(), spaced=st.booleans())
+def test_hostile_json_is_rejected_cleanly_or_read_back_exactly(
+    document: dict[str, Any], applied: bool, spaced: bool
 ) -> None:
-    raw = json.dumps(document).encode()
+    """The ingest's scan and the full decoder agree on every span; both stored copies and
+    the outgoing copy are valid OTLP; the adjusted copy holds exactly the shifted times."""
+    raw = json.dumps(document, separators=None if spaced else (",", ":")).encode()
+    limits = Limits(max_attributes=3)
     try:
-        batch = decode_request(raw, "application/json", None, Limits(max_attributes=3))
+        scan = scan_request(raw, JSON, limits)
     except (DecodeError, TooLarge, UnsupportedMediaType):
+        with pytest.raises((DecodeError, TooLarge, msgspec.ValidationError)):
+            decode_request(raw, "application/json", None, limits)
         return
-    for group in group_by_session(batch, "fuzz"):
-        sent = 2e12 if applied else None  # a send time far ahead proves the clock wrong
-        est, _ = estimate(
-            BatchEvidence(1e12, sent, group.max_client_time_ms), None, EstimatorConfig()
-        )
-        chunks, _oversized = encode_group(group, est)
-        for chunk in chunks:
-            for blob in (chunk.raw, chunk.corrected):
-                if blob is not None:
-                    ExportTraceServiceRequest.FromString(blob)
-    ExportTraceServiceRequest.FromString(encode_request(batch.request))
+    full = decode_request(raw, "application/json", None, limits)
+    assert sorted(s.span_id for s in scan.spans) == sorted(
+        span.span_id for _, _, span in full.spans()
+    )
+    assert scan.rejected_spans == full.rejected_spans
+    # A send time far ahead proves the clock wrong: every session is shifted.
+    facts = RequestFacts(received_at_ms=1e12, sent_at="2e12" if applied else None,
+                         session_header="fuzz")
+    config = PlanConfig(limits=limits)
+    plan = plan_batch(scan, facts, {}, config)
+    record = plan.record
+    assert record.body is not None
+    stored, adjusted = unpack(b"".join(plan.chunks), record.body)
+    assert stored == raw
+    shifts = record.shifts()
+    spans = read_back(stored, JSON, record.grouping, limits, shifts)
+    assert sorted(c.span.span_id for c in spans) == sorted(s.span_id for s in scan.spans)
+    ExportTraceServiceRequest.FromString(corrected_request(spans))
+    if adjusted is None:
+        assert not any(s.applied and s.shift_ns for s in record.sessions)
+        return
+    moved = read_back(adjusted, JSON, record.grouping, limits, shifts)
+    assert [c.span.span_id for c in moved] == [c.span.span_id for c in spans]
+    for before, after in zip(spans, moved, strict=True):
+        shift = before.shift.shift_ns if before.shift is not None else 0
+        for t0, t1 in (
+            (before.span.start_time_unix_nano, after.span.start_time_unix_nano),
+            (before.span.end_time_unix_nano, after.span.end_time_unix_nano),
+            *zip([e.time_unix_nano for e in before.span.events],
+                 [e.time_unix_nano for e in after.span.events], strict=True),
+        ):
+            assert t1 == (max(t0 + shift, 0) if t0 else 0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=body)
+def test_hostile_protobuf_scan_agrees_with_the_full_decoder(document: dict[str, Any]) -> None:
+    try:
+        decoded = decode_request(json.dumps(document).encode(), "application/json", None,
+                                 Limits())
+    except (DecodeError, TooLarge):
+        return
+    try:
+        data = encode_request(decoded.request)
+    except (ValueError, OverflowError):
+        return
+    try:
+        scan = scan_request(data, PROTOBUF, Limits())
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            decode_request(data, "application/x-protobuf", None, Limits())
+        return
+    full = decode_request(data, "application/x-protobuf", None, Limits())
+    assert [s.span_id for s in scan.spans] == [span.span_id for _, _, span in full.spans()]

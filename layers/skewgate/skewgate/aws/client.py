@@ -86,14 +86,22 @@ def aws_client(
 
 
 def dynamodb_client() -> Any:
-    """The ingest and read functions' client. Timeouts are short: API Gateway gives up after
-    30 s, and a slow table must become a 503 the exporter retries, not a hung request."""
+    """The functions' client: short timeouts and no retries of its own.
+
+    A call takes at most ``connect_timeout + read_timeout`` (the store's ``CALL_BUDGET_S``),
+    and the store starts none it could not finish before the request's deadline: a stalled
+    table is a 503 with ``Retry-After`` that the exporter retries, well inside the function's
+    timeout, never API Gateway's own timeout. Throttling is answered 429 the same way.
+    Parameter validation is off: every request is built by the store's own code, and
+    validating it costs a third of botocore's time on the hot path.
+    """
     from botocore.config import Config
 
     config = Config(
-        connect_timeout=2,
-        read_timeout=5,
-        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=1,
+        read_timeout=2.5,
+        retries={"mode": "standard", "max_attempts": 1},
         tcp_keepalive=True,
+        parameter_validation=False,
     )
     return aws_client("dynamodb", config=config)

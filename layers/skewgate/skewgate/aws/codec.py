@@ -2,15 +2,20 @@
 
 Access paths (table ``PK``/``SK``, LSI ``ByReceipt`` on ``RSK``, GSI ``ByDay`` on ``DPK``/``DSK``):
 
-=====================  ===========================  =========================================
-item                   key                          read by
-=====================  ===========================  =========================================
-span chunk             TRACE#<trace> / SPANS#...    trace id (raw and corrected); the stream
-skew sample            SESSION#<sid> / SAMPLE#<b>   LSI ByReceipt: session, receipt order
-session state          SESSION#<sid> / STATE        history and jump detection (versioned)
-session day            SESSION#<sid> / DAY#<d>      GSI ByDay: a day's sessions, most skewed
-batch marker           BATCH#<b> / BATCH            idempotency: a retried batch is a no-op
-=====================  ===========================  =========================================
+===================  ===============================  ===========================================
+item                 key                              read by
+===================  ===============================  ===========================================
+batch marker         BATCH#<b> / BATCH                the commit point: a retry is answered from
+                                                      it; the stream (forwarder); reads of a body
+body chunk           BATCH#<b> / BODY#<attempt>#<n>   the marker's reader (raw + adjusted, zstd)
+trace index          TRACE#<trace> / B#<b>            a trace's batches (keys only)
+skew sample          SESSION#<sid> / SAMPLE#<b>       LSI ByReceipt: a session, receipt order
+session state        SESSION#<sid> / STATE            history and jump detection (versioned)
+session day          SESSION#<sid> / DAY#<d>          GSI ByDay: a day's sessions, most skewed
+===================  ===============================  ===========================================
+
+Format 1 (before the body was kept once) wrote ``TRACE#<trace>`` / ``SPANS#...`` items with
+each trace's spans encoded; they stay readable (:mod:`skewgate.aws.read`) and forwardable.
 
 A record's fields become attributes of the same name through :func:`to_attributes`, and come
 back through :func:`from_item`; only keys, ``type`` and ``ttl`` are added here.
@@ -25,16 +30,12 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import math
-import zlib
 from collections.abc import Mapping
 from typing import Any, Final, TypeVar
 
 import msgspec
 
-from skewgate.clock.correction import TraceChunk
-from skewgate.clock.estimate import SkewEstimate
 from skewgate.clock.interval import SKEW_THRESHOLDS, proven_abs_offset_ms
 from skewgate.clock.records import BatchRecord, SessionDay, SessionState, SkewSample, day_of
 
@@ -43,20 +44,21 @@ __all__ = [
     "SAMPLE_INDEX",
     "batch_item",
     "batch_key",
+    "body_items",
+    "body_prefix",
     "day_update",
     "from_item",
     "sample_item",
     "session_day_from_item",
-    "span_items",
     "state_key",
     "state_put",
     "to_attributes",
     "to_value",
+    "trace_index_items",
 ]
 
 SAMPLE_INDEX: Final = "ByReceipt"
 DAY_INDEX: Final = "ByDay"
-_KEY_ATTRIBUTES: Final = frozenset({"PK", "SK", "RSK", "DPK", "DSK", "type", "ttl"})
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -241,42 +243,27 @@ def session_day_from_item(item: Mapping[str, Any]) -> SessionDay:
     return msgspec.structs.replace(record, counters=counters)
 
 
-# --- span chunks ----------------------------------------------------------------------------
+# --- body chunks and trace index -----------------------------------------------------------
 
 
-def _session_hash(session_id: str | None) -> str:
-    return hashlib.sha256((session_id or "").encode()).hexdigest()[:8]
+def body_prefix(batch_id: str, attempt: str) -> tuple[dict[str, str], str]:
+    """The partition key and sort-key prefix of one attempt's body chunks."""
+    return {"S": f"BATCH#{batch_id}"}, f"BODY#{attempt}#"
 
 
-def span_items(
-    batch_id: str,
-    session_id: str | None,
-    received_at_ms: int,
-    estimate: SkewEstimate,
-    chunks: list[TraceChunk],
-    retention_seconds: int,
+def body_items(
+    batch_id: str, attempt: str, chunks: list[bytes], ttl: int
 ) -> list[dict[str, Any]]:
-    items = []
-    group = _session_hash(session_id)
-    for chunk in chunks:
-        item: dict[str, Any] = {
-            "PK": {"S": f"TRACE#{chunk.trace_id}"},
-            "SK": {"S": f"SPANS#{batch_id}#{group}#{chunk.index:04d}"},
-            "type": {"S": "spans"},
-            "batch_id": {"S": batch_id},
-            "received_at_ms": to_value(received_at_ms),
-            "span_count": to_value(chunk.span_count),
-            "raw": {"B": zlib.compress(chunk.raw, 6)},
-            "applied": {"BOOL": estimate.applied},
-            "offset_ms": to_value(float(estimate.offset_ms)),
-            "lower_ms": to_value(estimate.lower_ms),
-            "upper_ms": to_value(estimate.upper_ms),
-            "method": {"S": estimate.method.value},
-            "ttl": _ttl(received_at_ms, retention_seconds),
-        }
-        if session_id is not None:
-            item["session_id"] = {"S": session_id}
-        if chunk.corrected is not None:
-            item["corrected"] = {"B": zlib.compress(chunk.corrected, 6)}
-        items.append(item)
-    return items
+    """The blob of one attempt, one item per chunk (no ``type``: the stream ignores them)."""
+    pk, prefix = body_prefix(batch_id, attempt)
+    return [
+        {"PK": pk, "SK": {"S": f"{prefix}{i:04d}"}, "b": {"B": chunk}, "ttl": {"N": str(ttl)}}
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+def trace_index_items(batch_id: str, trace_ids: list[str], ttl: int) -> list[dict[str, Any]]:
+    """One keys-only item per trace of the batch: ``TRACE#<trace>`` / ``B#<batch>``."""
+    sk = {"S": f"B#{batch_id}"}
+    expires = {"N": str(ttl)}
+    return [{"PK": {"S": f"TRACE#{t}"}, "SK": sk, "ttl": expires} for t in trace_ids]

@@ -27,13 +27,8 @@ from skewgate.clock.estimate import SkewEstimate
 from skewgate.clock.evidence import sign_clock_reading
 from skewgate.clock.plan import BatchPlan, PlanConfig, RequestFacts, plan_batch, prepare_batch
 from skewgate.clock.records import BatchRecord
-from skewgate.wire.decode import (
-    DecodedBatch,
-    DecodeError,
-    TooLarge,
-    UnsupportedMediaType,
-    decode_request,
-)
+from skewgate.wire.decode import DecodeError, TooLarge, UnsupportedMediaType, inflate, media_type
+from skewgate.wire.scan import ScannedBatch, scan_request
 
 __all__ = ["BatchOutcome", "IngestApp", "MetricsSink", "build_ingest_app"]
 
@@ -101,8 +96,13 @@ class IngestApp:
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.estimator = settings.estimator()
-        self.plan_config = PlanConfig(estimator=self.estimator)
         self.limits = settings.limits()
+        self.plan_config = PlanConfig(
+            estimator=self.estimator,
+            limits=self.limits,
+            max_sessions=settings.max_sessions_per_request,
+            max_traces=settings.max_traces_per_request,
+        )
         self.cors = Cors(settings.origins())
         self.keys = settings.ingest_key_set()
 
@@ -192,12 +192,11 @@ class IngestApp:
                 headers=cors,
             )
         try:
-            batch = decode_request(
-                request.body,
-                request.header("content-type"),
-                request.header("content-encoding"),
-                self.limits,
+            kind = media_type(request.header("content-type"))
+            data = inflate(
+                request.body, request.header("content-encoding"), self.limits.max_inflated_bytes
             )
+            batch = scan_request(data, kind, self.limits)
         except UnsupportedMediaType as exc:
             return error_response(415, str(exc), protobuf=protobuf, headers=cors)
         except TooLarge as exc:
@@ -249,23 +248,32 @@ class IngestApp:
         )
 
     def _store_batch(
-        self, batch: DecodedBatch, facts: RequestFacts, deadline: float | None = None
+        self, batch: ScannedBatch, facts: RequestFacts, deadline: float | None = None
     ) -> BatchOutcome:
         """Plan and commit, re-planning what changed when a session's state moved under us."""
         prepared = prepare_batch(batch, facts, self.plan_config)
-        committed = self.store.get_batch(prepared.batch_id)
+        committed, states = self.store.get_batch_and_states(
+            prepared.batch_id, prepared.session_ids, deadline
+        )
         if committed is not None:
             return BatchOutcome.of_record(committed)
         plan: BatchPlan | None = None
         for attempt in range(_COMMIT_ATTEMPTS):
-            if deadline is not None and time.monotonic() > deadline:
-                raise StorageUnavailable("the batch could not be stored in time", 2)
-            states = self.store.get_states(prepared.session_ids) if prepared.session_ids else {}
-            plan = plan_batch(prepared, facts, states, self.plan_config, previous=plan)
+            if attempt:
+                states = self.store.get_batch_and_states(None, prepared.session_ids, deadline)[1]
+            previous = plan
+            plan = plan_batch(prepared, facts, states, self.plan_config, previous=previous)
             try:
-                self.store.write_batch(plan, deadline)
+                self.store.write_batch(
+                    plan, deadline,
+                    body_written=previous is not None and previous.attempt == plan.attempt,
+                )
             except AlreadyCommitted:
-                return BatchOutcome.of_plan(plan, duplicate=True)
+                # Another attempt of this batch committed first: answer what it answered.
+                record = self.store.get_batch(prepared.batch_id)
+                if record is None:
+                    return BatchOutcome.of_plan(plan, duplicate=True)
+                return BatchOutcome.of_record(record)
             except StateConflict:
                 # Another batch of a session moved its state: back off, estimate again.
                 time.sleep(random.uniform(0.005, 0.03) * (attempt + 1))

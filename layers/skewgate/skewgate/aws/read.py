@@ -31,9 +31,10 @@ import msgspec
 from skewgate.aws.apigw import Request, error_response, response
 from skewgate.aws.settings import ReadSettings
 from skewgate.aws.store import StorageUnavailable, Store
+from skewgate.clock.correction import read_back
 from skewgate.clock.estimate import Method
 from skewgate.clock.interval import SKEW_THRESHOLDS
-from skewgate.clock.records import SessionDay, SkewSample
+from skewgate.clock.records import BatchRecord, SessionDay, SkewSample
 from skewgate.wire.decode import Limits, decode_protobuf, validate
 
 __all__ = [
@@ -313,64 +314,119 @@ def stats_document(store: Store, day: str | None = None) -> StatsDocument:
     )
 
 
-def _spans_of(blob: bytes) -> list[dict[str, Any]]:
+def _service(rs: Any) -> str | None:
+    if rs.resource is not None:
+        for kv in rs.resource.attributes:
+            if kv.key == "service.name" and kv.value is not None:
+                return str(kv.value.string_value) if kv.value.string_value is not None else None
+    return None
+
+
+def _format1_spans(blob: bytes) -> list[dict[str, Any]]:
+    """The spans of a format 1 item (zlib-compressed OTLP protobuf of one trace's spans)."""
     request = decode_protobuf(zlib.decompress(blob))
     batch = validate(request, Limits(max_spans=1 << 30))
-    spans = []
-    for rs, _ss, span in batch.spans():
-        service = None
-        if rs.resource is not None:
-            for kv in rs.resource.attributes:
-                if kv.key == "service.name" and kv.value is not None:
-                    service = kv.value.string_value
-        spans.append(
-            {
-                "span_id": span.span_id,
-                "parent_span_id": span.parent_span_id or None,
-                "name": span.name,
-                "service": service,
-                "start": span.start_time_unix_nano,
-                "end": span.end_time_unix_nano,
-            }
-        )
-    return spans
+    return [
+        {
+            "span_id": span.span_id,
+            "parent_span_id": span.parent_span_id or None,
+            "name": span.name,
+            "service": _service(rs),
+            "start": span.start_time_unix_nano,
+            "end": span.end_time_unix_nano,
+        }
+        for rs, _ss, span in batch.spans()
+    ]
 
 
 def _opt_float(attr: dict[str, Any]) -> float | None:
     return float(attr["N"]) if "N" in attr else None
 
 
-def trace_document(store: Store, trace_id: str) -> TraceDocument | None:
-    """Raw and corrected times of every stored span of a trace, side by side."""
-    items = store.trace_items(trace_id.lower())
-    if not items:
-        return None
-    spans: list[TraceSpan] = []
-    for item in items:
-        raw = _spans_of(item["raw"]["B"])
-        corrected = _spans_of(item["corrected"]["B"]) if "corrected" in item else raw
-        for r, c in zip(raw, corrected, strict=True):
-            spans.append(
-                TraceSpan(
-                    span_id=r["span_id"],
-                    parent_span_id=r["parent_span_id"],
-                    name=r["name"],
-                    service=r["service"],
-                    session_id=item.get("session_id", {}).get("S"),
-                    received_at_ms=int(item["received_at_ms"]["N"]),
-                    raw_start_time_unix_nano=str(r["start"]),
-                    raw_end_time_unix_nano=str(r["end"]),
-                    start_time_unix_nano=str(c["start"]),
-                    end_time_unix_nano=str(c["end"]),
-                    offset_ms=float(item["offset_ms"]["N"]),
-                    lower_ms=_opt_float(item.get("lower_ms", {})),
-                    upper_ms=_opt_float(item.get("upper_ms", {})),
-                    method=Method(item["method"]["S"]),
-                    applied=item["applied"]["BOOL"],
-                )
+def _format1_trace_spans(item: dict[str, Any]) -> list[TraceSpan]:
+    raw = _format1_spans(item["raw"]["B"])
+    corrected = _format1_spans(item["corrected"]["B"]) if "corrected" in item else raw
+    return [
+        TraceSpan(
+            span_id=r["span_id"],
+            parent_span_id=r["parent_span_id"],
+            name=r["name"],
+            service=r["service"],
+            session_id=item.get("session_id", {}).get("S"),
+            received_at_ms=int(item["received_at_ms"]["N"]),
+            raw_start_time_unix_nano=str(r["start"]),
+            raw_end_time_unix_nano=str(r["end"]),
+            start_time_unix_nano=str(c["start"]),
+            end_time_unix_nano=str(c["end"]),
+            offset_ms=float(item["offset_ms"]["N"]),
+            lower_ms=_opt_float(item.get("lower_ms", {})),
+            upper_ms=_opt_float(item.get("upper_ms", {})),
+            method=Method(item["method"]["S"]),
+            applied=item["applied"]["BOOL"],
+        )
+        for r, c in zip(raw, corrected, strict=True)
+    ]
+
+
+def _batch_trace_spans(store: Store, record: BatchRecord, trace_id: str) -> list[TraceSpan]:
+    """A trace's spans in one committed batch: raw times from the body as received,
+    corrected ones from the adjusted copy DynamoDB holds (the raw ones if nothing moved)."""
+    raw_body, adjusted_body = store.batch_body(record)
+    shifts = record.shifts()
+    raw = read_back(raw_body, record.kind, record.grouping, record.limits, shifts)
+    corrected = (
+        read_back(adjusted_body, record.kind, record.grouping, record.limits, shifts)
+        if adjusted_body is not None
+        else raw
+    )
+    out = []
+    for r, c in zip(raw, corrected, strict=True):
+        if r.span.trace_id != trace_id:
+            continue
+        shift = r.shift
+        out.append(
+            TraceSpan(
+                span_id=r.span.span_id,
+                parent_span_id=r.span.parent_span_id or None,
+                name=r.span.name,
+                service=_service(r.resource),
+                session_id=r.session_id,
+                received_at_ms=record.received_at_ms,
+                raw_start_time_unix_nano=str(r.span.start_time_unix_nano),
+                raw_end_time_unix_nano=str(r.span.end_time_unix_nano),
+                start_time_unix_nano=str(c.span.start_time_unix_nano),
+                end_time_unix_nano=str(c.span.end_time_unix_nano),
+                offset_ms=shift.offset_ms if shift else 0.0,
+                lower_ms=shift.lower_ms if shift else None,
+                upper_ms=shift.upper_ms if shift else None,
+                method=shift.method if shift else Method.NONE,
+                applied=shift.applied if shift else False,
             )
+        )
+    return out
+
+
+def trace_document(store: Store, trace_id: str) -> TraceDocument | None:
+    """Raw and corrected times of every stored span of a trace, side by side.
+
+    Only committed batches count: an index item whose batch has no marker (an attempt that
+    never committed) leads nowhere.
+    """
+    trace_id = trace_id.lower()
+    items = store.trace_items(trace_id)
+    spans: list[TraceSpan] = []
+    batch_ids = [item["SK"]["S"][2:] for item in items if item["SK"]["S"].startswith("B#")]
+    for record in sorted(
+        store.get_batches(batch_ids).values(), key=lambda r: (r.received_at_ms, r.batch_id)
+    ):
+        spans.extend(_batch_trace_spans(store, record, trace_id))
+    for item in items:
+        if item["SK"]["S"].startswith("SPANS#"):
+            spans.extend(_format1_trace_spans(item))
+    if not spans:
+        return None
     spans.sort(key=lambda s: (int(s.raw_start_time_unix_nano), s.span_id))
-    return TraceDocument(trace_id=trace_id.lower(), spans=spans)
+    return TraceDocument(trace_id=trace_id, spans=spans)
 
 
 def document_response(document: msgspec.Struct) -> dict[str, Any]:

@@ -129,6 +129,13 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
     max_spans_per_request: PositiveInt = 10_000
     max_attributes_per_span: PositiveInt = 128
     max_attribute_value_bytes: PositiveInt = 16 * 1024
+    max_nested_values: PositiveInt = 1_024
+    max_nested_depth: PositiveInt = 8
+    max_nested_bytes_per_request: PositiveInt = 1024 * 1024
+    max_messages_per_request: PositiveInt = 1_000_000
+    # One transaction commits a batch: 3 writes per session and the marker (≤ 100).
+    max_sessions_per_request: Annotated[int, msgspec.Meta(ge=1, le=33)] = 32
+    max_traces_per_request: PositiveInt = 1_000
 
     def origins(self) -> frozenset[str] | None:
         """``ALLOWED_ORIGINS`` as a set; ``None`` means any origin (unset or ``*``)."""
@@ -158,6 +165,10 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
             max_spans=self.max_spans_per_request,
             max_attributes=self.max_attributes_per_span,
             max_value_bytes=self.max_attribute_value_bytes,
+            max_nested_values=self.max_nested_values,
+            max_nested_depth=self.max_nested_depth,
+            max_nested_bytes=self.max_nested_bytes_per_request,
+            max_messages=self.max_messages_per_request,
         )
 
 
@@ -185,8 +196,9 @@ def parse_headers(text: str | None) -> dict[str, str]:
 
 
 class ForwardSettings(_EnvModel, frozen=True, kw_only=True):
-    """The forwarder's knobs (the stream handler needs no table name)."""
+    """The forwarder's knobs; ``TABLE_NAME`` is where it reads committed batches back."""
 
+    table_name: str | None = None
     forward_target: Literal["otlp", "xray", "none"] = "none"
     forward_endpoint: str | None = None
     forward_headers: str | None = None

@@ -1,9 +1,18 @@
-"""All DynamoDB I/O of the gateway: reads, the writes that make a batch durable, and errors.
+"""All DynamoDB I/O of the gateway: the commit of a batch, its reads, and the error mapping.
 
 Item shapes and keys are :mod:`skewgate.aws.codec`'s; this module only talks to DynamoDB.
-The batch marker, the samples and the state updates go in one transaction, written after the
-span chunks: the marker is the commit point, so a 200 is only sent once everything is stored,
-and a retry of a committed batch writes nothing.
+
+A batch commits in one transaction: its marker (condition: not yet there), and per session
+the sample, the day counters and the next state (condition: the version it was estimated
+from). Its body chunks and trace index items are written before, outside the transaction
+(half the write cost), under keys nothing reads without the marker: body chunks are named by
+the attempt, which only a committed marker points at, and index items only lead to a marker.
+So nothing of a batch is visible to reads or to the stream (which forwards markers) until it
+commits, and a racing retry never rewrites what another attempt committed.
+
+Every call is bounded in time: the client has short timeouts and no retries of its own, and
+no call starts that could not finish before the caller's deadline, so a stalled table is a
+``503`` with ``Retry-After`` well inside the function's timeout.
 """
 
 from __future__ import annotations
@@ -17,24 +26,31 @@ from skewgate.aws.codec import (
     SAMPLE_INDEX,
     batch_item,
     batch_key,
+    body_items,
+    body_prefix,
     day_update,
     from_item,
     sample_item,
     session_day_from_item,
-    span_items,
     state_key,
     state_put,
+    trace_index_items,
 )
 from skewgate.clock.plan import BatchPlan
 from skewgate.clock.records import BatchRecord, SessionDay, SessionState, SkewSample
+from skewgate.wire.blob import unpack
 
 __all__ = [
+    "CALL_BUDGET_S",
     "AlreadyCommitted",
     "StateConflict",
     "StorageUnavailable",
     "Store",
 ]
 
+#: The longest one DynamoDB call may take (the client's connect + read timeout): a call is
+#: not started with less time than this left before the deadline.
+CALL_BUDGET_S: Final = 3.5
 # Parallel BatchWriteItem calls per request: enough to hide round trips, few enough not to
 # burst a new on-demand table's partitions.
 _WRITE_WORKERS: Final = 8
@@ -65,7 +81,7 @@ class StateConflict(RuntimeError):
 
 
 class AlreadyCommitted(RuntimeError):
-    """The batch marker exists: this batch was stored before."""
+    """The batch marker exists: this batch was stored before (by another attempt)."""
 
 
 class Store:
@@ -76,16 +92,26 @@ class Store:
         >>> store = Store(boto3.client("dynamodb"), "skewgate")  # doctest: +SKIP
     """
 
-    def __init__(self, client: Any, table_name: str, retention_seconds: int = 30 * 86_400) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        retention_seconds: int = 30 * 86_400,
+        *,
+        call_budget_s: float = CALL_BUDGET_S,
+    ) -> None:
         self.client = client
         self.table = table_name
         self.retention_seconds = retention_seconds
+        self.call_budget_s = call_budget_s
 
     # --- error mapping -------------------------------------------------------------------
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
+    def _call(self, operation: str, deadline: float | None = None, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if deadline is not None and time.monotonic() + self.call_budget_s > deadline:
+            raise StorageUnavailable("no time left to store the batch before the deadline", 2)
         try:
             return getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
@@ -104,53 +130,65 @@ class Store:
         except BotoCoreError as exc:  # connection refused, timeouts, DNS: storage is down
             raise StorageUnavailable(f"DynamoDB {operation}: {exc}", retry_after_s=5) from exc
 
-    def _ttl(self, received_at_ms: float) -> dict[str, str]:
-        return {"N": str(int(received_at_ms / 1000) + self.retention_seconds)}
+    def _ttl(self, received_at_ms: float) -> int:
+        return int(received_at_ms / 1000) + self.retention_seconds
 
     # --- ingest --------------------------------------------------------------------------
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
-        item = self._call(
-            "get_item", TableName=self.table, Key=batch_key(batch_id), ConsistentRead=True
-        ).get("Item")
-        return None if item is None else from_item(BatchRecord, item)
+        return self.get_batch_and_states(batch_id, [])[0]
 
     def get_states(self, session_ids: Iterable[str]) -> dict[str, SessionState]:
         """Current state and version of each session that has one (consistent reads)."""
-        keys = [state_key(sid) for sid in set(session_ids)]
-        found: dict[str, SessionState] = {}
+        return self.get_batch_and_states(None, session_ids)[1]
+
+    def get_batch_and_states(
+        self, batch_id: str | None, session_ids: Iterable[str], deadline: float | None = None
+    ) -> tuple[BatchRecord | None, dict[str, SessionState]]:
+        """The batch's marker, if committed, and the sessions' states: one round trip."""
+        keys = [state_key(sid) for sid in dict.fromkeys(session_ids)]
+        if batch_id is not None:
+            keys.insert(0, batch_key(batch_id))
+        record: BatchRecord | None = None
+        states: dict[str, SessionState] = {}
         for start in range(0, len(keys), 100):
             pending: dict[str, Any] = {
                 self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
             }
             while pending:
-                response = self._call("batch_get_item", RequestItems=pending)
+                response = self._call("batch_get_item", deadline, RequestItems=pending)
                 for item in response.get("Responses", {}).get(self.table, []):
-                    state = from_item(SessionState, item)
-                    found[state.session_id] = state
+                    if item["SK"]["S"] == "BATCH":
+                        record = from_item(BatchRecord, item)
+                    else:
+                        state = from_item(SessionState, item)
+                        states[state.session_id] = state
                 pending = response.get("UnprocessedKeys") or {}
-        return found
+        return record, states
 
-    def write_batch(self, plan: BatchPlan, deadline: float | None = None) -> None:
-        """Span chunks first, then the commit transaction (see ``commit``)."""
-        items: list[dict[str, Any]] = []
-        for session in plan.sessions:
-            items.extend(
-                span_items(
-                    plan.batch_id, session.session_id, plan.received_at_ms, session.estimate,
-                    session.chunks, self.retention_seconds,
-                )
-            )
-        self.put_items(items, deadline)
-        self.commit(plan)
-
-    def put_items(
-        self, items: Sequence[dict[str, Any]], deadline: float | None = None
+    def write_batch(
+        self, plan: BatchPlan, deadline: float | None = None, *, body_written: bool = False
     ) -> None:
+        """The body chunks and trace index items, then the commit transaction.
+
+        ``body_written``: this attempt's chunks are already there (a re-plan that kept them).
+        """
+        ttl = self._ttl(plan.received_at_ms)
+        items = trace_index_items(plan.batch_id, plan.trace_ids, ttl)
+        if not body_written:
+            items = body_items(plan.batch_id, plan.attempt, plan.chunks, ttl) + items
+        self.put_items(items, deadline)
+        try:
+            self.commit(plan, deadline)
+        except AlreadyCommitted:
+            self._forget_body(plan, deadline)
+            raise
+
+    def put_items(self, items: Sequence[dict[str, Any]], deadline: float | None = None) -> None:
         """BatchWriteItem in 25s, resubmitting unprocessed items until all are written.
 
-        A request of 10,000 spans in as many traces is 400 writes: they go out in parallel
-        (boto3 clients are thread-safe), and none starts after ``deadline`` (monotonic s).
+        Several calls go out in parallel (boto3 clients are thread-safe); none starts that
+        could not finish before ``deadline`` (monotonic s).
         """
         chunks = [items[i : i + 25] for i in range(0, len(items), 25)]
         if len(chunks) <= 1:
@@ -168,9 +206,7 @@ class Store:
         delay = 0.02
         attempts = 0
         while pending:
-            if deadline is not None and time.monotonic() > deadline:
-                raise StorageUnavailable("DynamoDB writes did not finish in time", 2)
-            response = self._call("batch_write_item", RequestItems={self.table: pending})
+            response = self._call("batch_write_item", deadline, RequestItems={self.table: pending})
             pending = response.get("UnprocessedItems", {}).get(self.table, [])
             if pending:
                 attempts += 1
@@ -179,8 +215,8 @@ class Store:
                 time.sleep(delay)
                 delay *= 2
 
-    def commit(self, plan: BatchPlan) -> None:
-        """Write samples, state updates and the batch marker atomically.
+    def commit(self, plan: BatchPlan, deadline: float | None = None) -> None:
+        """The marker, and per session its sample, day counters and next state, atomically.
 
         A session state whose version moved raises ``StateConflict``, an existing marker
         ``AlreadyCommitted``.
@@ -188,49 +224,97 @@ class Store:
         from botocore.exceptions import ClientError
 
         ttl = self._ttl(plan.received_at_ms)
-        per_session: list[list[dict[str, Any]]] = []
+        expires = {"N": str(ttl)}
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": batch_item(plan.record, ttl=ttl),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            }
+        ]
         for session in plan.sessions:
             sample, state = session.sample, session.next_state
             if sample is None or state is None:
                 continue
-            per_session.append(
-                [
-                    {"Put": {"TableName": self.table,
-                             "Item": sample_item(sample, self.retention_seconds)}},
-                    {"Update": day_update(self.table, sample, state.day_max_proven_abs_ms,
-                                          self.retention_seconds)},
-                    {"Put": state_put(self.table, state, session.basis, ttl)},
-                ]
+            actions.append(
+                {"Put": {"TableName": self.table,
+                         "Item": sample_item(sample, self.retention_seconds)}}
             )
-        marker = {
-            "Put": {
-                "TableName": self.table,
-                "Item": batch_item(plan.record, ttl=int(ttl["N"])),
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
+            actions.append(
+                {"Update": day_update(self.table, sample, state.day_max_proven_abs_ms,
+                                      self.retention_seconds)}
+            )
+            actions.append({"Put": state_put(self.table, state, session.basis, expires)})
+        try:
+            self._call("transact_write_items", deadline, TransactItems=actions)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            codes = [r.get("Code", "None") for r in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise AlreadyCommitted(plan.batch_id) from exc
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+                raise StateConflict(plan.batch_id) from exc
+            if any(c in ("ThrottlingError", "ProvisionedThroughputExceeded") for c in codes):
+                raise StorageUnavailable("DynamoDB throttled the commit", 1, True) from exc
+            raise
+
+    def _forget_body(self, plan: BatchPlan, deadline: float | None) -> None:
+        """Best effort: the chunks of an attempt that lost its race (TTL removes them anyway)."""
+        pk, prefix = body_prefix(plan.batch_id, plan.attempt)
+        requests = [
+            {"DeleteRequest": {"Key": {"PK": pk, "SK": {"S": f"{prefix}{i:04d}"}}}}
+            for i in range(len(plan.chunks))
+        ]
+        try:
+            for start in range(0, len(requests), 25):
+                self._call(
+                    "batch_write_item", deadline,
+                    RequestItems={self.table: requests[start : start + 25]},
+                )
+        except Exception:
+            return
+
+    # --- bodies --------------------------------------------------------------------------
+
+    def batch_body(self, record: BatchRecord) -> tuple[bytes, bytes | None]:
+        """A committed batch's body as received and its adjusted copy (``None``: not shifted)."""
+        if record.body is None:
+            raise ValueError(f"batch {record.batch_id} has no stored body (format 1)")
+        pk, prefix = body_prefix(record.batch_id, record.attempt)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": {":pk": pk, ":prefix": {"S": prefix}},
+            "ConsistentRead": True,
         }
-        # A transaction holds at most 100 actions: 33 sessions (3 actions each) and the marker
-        # in the last one. A session's sample, day and state always commit together.
-        chunks = [
-            [action for session in per_session[i : i + 33] for action in session]
-            for i in range(0, len(per_session), 33)
-        ] or [[]]
-        chunks[-1].append(marker)
-        for chunk in chunks:
-            try:
-                self._call("transact_write_items", TransactItems=chunk)
-            except ClientError as exc:
-                reasons = exc.response.get("CancellationReasons") or []
-                codes = [r.get("Code", "None") for r in reasons]
-                if chunk is chunks[-1] and codes and codes[-1] == "ConditionalCheckFailed":
-                    raise AlreadyCommitted(plan.batch_id) from exc
-                if "ConditionalCheckFailed" in codes:
-                    raise StateConflict(plan.batch_id) from exc
-                if any(c in ("ThrottlingError", "ProvisionedThroughputExceeded") for c in codes):
-                    raise StorageUnavailable("DynamoDB throttled the commit", 1, True) from exc
-                if "TransactionConflict" in codes:
-                    raise StateConflict(plan.batch_id) from exc
-                raise
+        parts: list[bytes] = []
+        while True:
+            response = self._call("query", **kwargs)
+            parts.extend(bytes(item["b"]["B"]) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        if len(parts) != record.chunks:
+            raise ValueError(f"batch {record.batch_id}: {len(parts)} of {record.chunks} chunks")
+        return unpack(b"".join(parts), record.body)
+
+    def get_batches(self, batch_ids: Iterable[str]) -> dict[str, BatchRecord]:
+        """The committed markers among ``batch_ids`` (consistent reads)."""
+        keys = [batch_key(bid) for bid in dict.fromkeys(batch_ids)]
+        found: dict[str, BatchRecord] = {}
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            while pending:
+                response = self._call("batch_get_item", RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    record = from_item(BatchRecord, item)
+                    found[record.batch_id] = record
+                pending = response.get("UnprocessedKeys") or {}
+        return found
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -301,14 +385,12 @@ class Store:
         return bool(self.get_states([session_id]))
 
     def trace_items(self, trace_id: str) -> list[dict[str, Any]]:
+        """Everything under ``TRACE#<trace>``: format 2 index items and format 1 span items."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :spans)",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": f"TRACE#{trace_id}"},
-                ":spans": {"S": "SPANS#"},
-            },
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"TRACE#{trace_id}"}},
             "ConsistentRead": True,
         }
         while True:

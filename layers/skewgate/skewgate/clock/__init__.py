@@ -6,7 +6,14 @@ estimator and its policy (:mod:`~skewgate.clock.estimate`), the one-shift correc
 the ingest core, :func:`~skewgate.clock.plan.plan_batch`.
 """
 
-from skewgate.clock.correction import batch_id, group_by_session, skew_attributes
+from skewgate.clock.correction import (
+    Grouping,
+    SessionShift,
+    batch_id,
+    corrected_request,
+    read_back,
+    skew_attributes,
+)
 from skewgate.clock.estimate import (
     EstimatorConfig,
     Flag,
@@ -42,6 +49,7 @@ __all__ = [
     "ClockSync",
     "EstimatorConfig",
     "Flag",
+    "Grouping",
     "Method",
     "OffsetInterval",
     "PlanConfig",
@@ -50,15 +58,17 @@ __all__ = [
     "SessionClock",
     "SessionDay",
     "SessionPlan",
+    "SessionShift",
     "SessionState",
     "SkewEstimate",
     "SkewSample",
     "batch_id",
+    "corrected_request",
     "estimate",
-    "group_by_session",
     "plan_batch",
     "prepare_batch",
     "proven_abs_offset_ms",
+    "read_back",
     "sign_clock_reading",
     "skew_attributes",
 ]

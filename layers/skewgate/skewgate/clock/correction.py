@@ -1,28 +1,38 @@
-"""Grouping a decoded batch by session and trace, and applying one shift per group. Pure.
+"""Which spans belong to which session's clock, and the corrected copy of a batch. Pure.
 
 One constant shift moves every span, event time of a session's batch, so durations and the
-order of client spans stay exact; nothing is ever moved into a parent's window. A corrected
-span carries the ``clock_skew.*`` attributes that say by how much, on what evidence, and what
-its times were; the raw span is kept unmodified beside it.
+order of client spans stay exact; nothing is ever moved into a parent's window.
+
+:class:`Grouping` is the rule that splits a request into sessions; the ingest applies it to a
+:class:`~skewgate.wire.scan.ScannedBatch` and :func:`corrected_request` applies the very same
+rule when the stored body is read back, so both always agree on which spans a session's
+verdict covers. :func:`corrected_request` is the one function that turns a stored body and its
+verdicts into the copy that leaves the gateway (forwarder, read API, CLI): OTLP protobuf, each
+shifted span carrying the ``clock_skew.*`` attributes that say by how much, on what evidence,
+and what its times were.
 
 Example:
-    >>> from skewgate.wire.model import Span
-    >>> from skewgate.clock.estimate import SkewEstimate, Method
-    >>> est = SkewEstimate(-800.0, -10_800.0, -793.0, Method.SEND_TIME, applied=True)
-    >>> span = Span(start_time_unix_nano=5, end_time_unix_nano=9)
-    >>> [kv.key for kv in skew_attributes(est, span)][:2]
-    ['clock_skew.offset_ms', 'clock_skew.lower_ms']
+    >>> from skewgate.wire.scan import scan_request
+    >>> from skewgate.wire.decode import JSON, Limits
+    >>> span = (b'{"traceId":"' + b"ab" * 16 + b'","spanId":"' + b"cd" * 8 +
+    ...         b'","startTimeUnixNano":"5","endTimeUnixNano":"9"}')
+    >>> body = b'{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + b']}]}]}'
+    >>> [(g.session_id, g.max_client_time_ns) for g in Grouping("s9").groups(
+    ...     scan_request(body, JSON, Limits()))]
+    [('s9', 9)]
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from skewgate.clock.estimate import SkewEstimate
-from skewgate.wire.decode import DecodedBatch
+import msgspec
+
+from skewgate.clock.estimate import Method, SkewEstimate
+from skewgate.wire.decode import JSON, Limits, decode_json, decode_protobuf, validate
 from skewgate.wire.encode import (
     encode_resource_spans_parts,
     encode_scope_spans,
@@ -33,30 +43,28 @@ from skewgate.wire.encode import (
     span_int_attribute_field,
 )
 from skewgate.wire.model import KeyValue, Resource, ResourceSpans, ScopeSpans, Span
+from skewgate.wire.scan import SESSION_ATTRIBUTE, ScannedBatch, ScannedSpan
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
+    "CorrectedSpan",
+    "Grouping",
     "SessionGroup",
-    "TraceChunk",
+    "SessionShift",
     "batch_id",
-    "encode_group",
-    "group_by_session",
+    "corrected_request",
+    "read_back",
     "session_of",
     "skew_attributes",
 ]
 
 ATTRIBUTE_PREFIX: Final = "clock_skew."
-SESSION_ATTRIBUTE: Final = "session.id"
-# DynamoDB items are limited to 400 KB; raw and corrected copies of a chunk share an item and
-# compress well, so 160 KB of encoded spans per copy keeps an item safely under the limit.
-MAX_CHUNK_SPAN_BYTES: Final = 160 * 1024
-# One span alone (both copies) must fit an item even if it does not compress at all.
-MAX_STORED_SPAN_BYTES: Final = 360 * 1024
 _ORIGINAL_START: Final = "clock_skew.original_start_time_unix_nano"
 _ORIGINAL_END: Final = "clock_skew.original_end_time_unix_nano"
 
 
 def session_of(attributes: Iterable[KeyValue]) -> str | None:
+    """The semconv ``session.id`` of a span or resource, if it carries a non-empty one."""
     for kv in attributes:
         if kv.key == SESSION_ATTRIBUTE and kv.value is not None and kv.value.string_value:
             return kv.value.string_value
@@ -65,10 +73,10 @@ def session_of(attributes: Iterable[KeyValue]) -> str | None:
 
 @dataclass(slots=True)
 class SessionGroup:
-    """The spans of one session in one batch, keeping their resource and scope."""
+    """The spans of one session in one batch."""
 
     session_id: str | None
-    spans: list[tuple[ResourceSpans, ScopeSpans, Span]] = field(default_factory=list)
+    spans: list[ScannedSpan] = field(default_factory=list)
     max_client_time_ns: int | None = None
     dropped_session_id: bool = False  # it had one, too long to be a key
 
@@ -78,53 +86,108 @@ class SessionGroup:
 
     @property
     def trace_ids(self) -> list[str]:
-        return sorted({span.trace_id for _, _, span in self.spans})
+        return sorted({span.trace_id for span in self.spans})
 
 
-def group_by_session(
-    batch: DecodedBatch, fallback_session: str | None, max_session_bytes: int = 256
-) -> list[SessionGroup]:
-    """Split by ``session.id`` (span attribute, then resource attribute, then the header).
+class Grouping(msgspec.Struct, frozen=True):
+    """How a request splits into sessions, and the caps that bound one request's writes.
 
-    An id longer than ``max_session_bytes`` is no key: its spans go without session, marked.
+    Stored with the batch, so the body is always read back under the rule it was written by.
+
+    * ``session_header``: ``X-Session-Id``, for spans whose span and resource carry no
+      ``session.id``;
+    * ``max_session_bytes``: a longer id is no key (DynamoDB keys hold 2,048 bytes): its
+      spans go without session;
+    * ``max_sessions``: sessions beyond it (in order of first appearance) get no verdict and
+      no history: their spans are stored and forwarded as they came. One batch then commits
+      in one DynamoDB transaction (3 writes a session and the marker: ≤ 100);
+    * ``max_traces``: spans of traces beyond it are rejected (``partialSuccess``): one index
+      item is written per trace, and this is what bounds a request's writes.
     """
-    groups: dict[str | None, SessionGroup] = {}
 
-    def usable(sid: str | None) -> str | None:
-        if sid is not None and len(sid.encode()) > max_session_bytes:
+    session_header: str | None = None
+    max_session_bytes: int = 256
+    max_sessions: int = 32
+    max_traces: int = 1_000
+
+    def claim(self, span_session: str | None, resource_session: str | None) -> str | None:
+        """The session a span claims: its own, its resource's, else the header's."""
+        return span_session or resource_session or self.session_header or None
+
+    def usable(self, claimed: str | None) -> str | None:
+        if claimed is not None and len(claimed.encode()) > self.max_session_bytes:
             return None
-        return sid
+        return claimed
 
-    for rs in batch.request.resource_spans:
-        resource_session = (
-            session_of(rs.resource.attributes) if rs.resource is not None else None
-        ) or fallback_session or None
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                claimed = session_of(span.attributes) or resource_session
-                sid = usable(claimed)
-                group = groups.get(sid)
-                if group is None:
-                    group = groups[sid] = SessionGroup(sid)
-                if claimed is not None and sid is None:
-                    group.dropped_session_id = True
-                group.spans.append((rs, ss, span))
-                latest = max(
-                    span.end_time_unix_nano,
-                    span.start_time_unix_nano,
-                    *(e.time_unix_nano for e in span.events),
-                )
-                if latest and (
-                    group.max_client_time_ns is None or latest > group.max_client_time_ns
-                ):
-                    group.max_client_time_ns = latest
-    return list(groups.values())
+    def admitted_traces(self, trace_ids: Iterable[str]) -> set[str]:
+        """The first ``max_traces`` distinct traces, in order of appearance."""
+        admitted: dict[str, None] = {}
+        for trace_id in trace_ids:
+            if trace_id not in admitted:
+                if len(admitted) >= self.max_traces:
+                    continue
+                admitted[trace_id] = None
+        return set(admitted)
+
+    def groups(self, scan: ScannedBatch) -> list[SessionGroup]:
+        """The accepted spans of ``scan`` by session, in order of first appearance.
+
+        Spans of traces beyond ``max_traces`` are left out (the caller rejects them).
+        """
+        admitted = self.admitted_traces(s.trace_id for s in scan.spans)
+        groups: dict[str | None, SessionGroup] = {}
+        resource_sessions = scan.resource_sessions
+        for span in scan.spans:
+            if span.trace_id not in admitted:
+                continue
+            claimed = self.claim(span.session, resource_sessions[span.resource])
+            sid = self.usable(claimed)
+            group = groups.get(sid)
+            if group is None:
+                group = groups[sid] = SessionGroup(sid)
+            if claimed is not None and sid is None:
+                group.dropped_session_id = True
+            group.spans.append(span)
+            latest = span.latest_ns
+            if latest and (group.max_client_time_ns is None or latest > group.max_client_time_ns):
+                group.max_client_time_ns = latest
+        return list(groups.values())
 
 
-def batch_id(batch: DecodedBatch) -> str:
+def batch_id(spans: Iterable[ScannedSpan]) -> str:
     """A batch is its content: the ids of its spans, whatever headers a retry carries."""
-    ids = sorted(span.trace_id + span.span_id for _, _, span in batch.spans())
+    ids = sorted(span.trace_id + span.span_id for span in spans)
     return hashlib.sha256("".join(ids).encode()).hexdigest()[:32]
+
+
+class SessionShift(msgspec.Struct, frozen=True, kw_only=True):
+    """A session's verdict as the stored batch keeps it: what its spans were shifted by."""
+
+    session_id: str | None
+    offset_ms: float
+    lower_ms: float | None
+    upper_ms: float | None
+    method: Method
+    applied: bool
+
+    @classmethod
+    def of(cls, session_id: str | None, estimate: SkewEstimate) -> SessionShift:
+        return cls(
+            session_id=session_id,
+            offset_ms=estimate.offset_ms,
+            lower_ms=estimate.lower_ms,
+            upper_ms=estimate.upper_ms,
+            method=estimate.method,
+            applied=estimate.applied,
+        )
+
+    @property
+    def estimate(self) -> SkewEstimate:
+        return SkewEstimate(self.offset_ms, self.lower_ms, self.upper_ms, self.method, self.applied)
+
+    @property
+    def shift_ns(self) -> int:
+        return round(self.offset_ms * 1e6) if self.applied else 0
 
 
 def skew_attributes(estimate: SkewEstimate, span: Span) -> list[KeyValue]:
@@ -141,23 +204,43 @@ def skew_attributes(estimate: SkewEstimate, span: Span) -> list[KeyValue]:
 
 
 @dataclass(slots=True)
-class TraceChunk:
-    """Spans of one trace from one session's batch, encoded as ``ExportTraceServiceRequest``.
+class CorrectedSpan:
+    """One accepted span of a stored batch, as it was received and as it leaves."""
 
-    ``corrected`` is ``None`` when the group was not shifted: the raw copy is then what goes on.
+    resource: ResourceSpans
+    scope: ScopeSpans
+    span: Span
+    session_id: str | None
+    shift: SessionShift | None  # None: no verdict (a session over the cap)
+
+
+def read_back(
+    body: bytes, kind: str, grouping: Grouping, limits: Limits,
+    shifts: Mapping[str | None, SessionShift],
+) -> list[CorrectedSpan]:
+    """The accepted spans of a stored body, each with its session's verdict.
+
+    The body is decoded and validated in full, under the limits it was received with; the
+    spans are the ones the ingest accepted, grouped by the same rule.
     """
+    request = decode_json(body) if kind == JSON else decode_protobuf(body)
+    batch = validate(request, limits)
+    admitted = grouping.admitted_traces(span.trace_id for _, _, span in batch.spans())
+    out: list[CorrectedSpan] = []
+    for rs in batch.request.resource_spans:
+        resource_session = session_of(rs.resource.attributes) if rs.resource else None
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                if span.trace_id not in admitted:
+                    continue
+                sid = grouping.usable(grouping.claim(session_of(span.attributes),
+                                                     resource_session))
+                out.append(CorrectedSpan(rs, ss, span, sid, shifts.get(sid)))
+    return out
 
-    trace_id: str
-    index: int
-    span_count: int
-    raw: bytes
-    corrected: bytes | None
 
-
-def _request(
-    spans: list[tuple[ResourceSpans, ScopeSpans, bytes]],
-) -> bytes:
-    """Regroup encoded spans under their resource and scope, in first-seen order."""
+def _regroup(spans: Iterable[tuple[ResourceSpans, ScopeSpans, bytes]]) -> bytes:
+    """Encoded spans under their resource and scope, in first-seen order."""
     by_resource: dict[int, tuple[Resource | None, str, dict[int, tuple[ScopeSpans, list[bytes]]]]]
     by_resource = {}
     for rs, ss, message in spans:
@@ -176,52 +259,33 @@ def _request(
     )
 
 
-def encode_group(group: SessionGroup, estimate: SkewEstimate) -> tuple[list[TraceChunk], list[str]]:
-    """Encode a session group's spans per trace, raw and (when applied) corrected.
+def corrected_request(spans: Iterable[CorrectedSpan]) -> bytes:
+    """An ``ExportTraceServiceRequest`` of ``spans`` as they leave the gateway.
 
-    Returns the chunks and the ids of spans too large for any DynamoDB item (rejected).
+    A span whose session was shifted moves by its constant (start, end and every event
+    time) and carries ``clock_skew.offset_ms``/``lower_ms``/``upper_ms``/``method`` and its
+    original times; any other span goes out as it was received.
     """
-    shift_ns = round(estimate.shift_ms * 1e6)
-    # The batch-wide clock_skew.* attributes are encoded once; only the originals vary.
-    constant_fields = span_attribute_fields(skew_attributes(estimate, Span())[:-2])
-    by_trace: dict[str, list[tuple[ResourceSpans, ScopeSpans, Span]]] = {}
-    for entry in group.spans:
-        by_trace.setdefault(entry[2].trace_id, []).append(entry)
-    chunks: list[TraceChunk] = []
-    oversized: list[str] = []
-    for trace_id in sorted(by_trace):
-        # Consecutive runs of the trace's spans, each small enough for one item.
-        runs: list[list[tuple[ResourceSpans, ScopeSpans, bytes, bytes]]] = [[]]
-        size = 0
-        for rs, ss, span in by_trace[trace_id]:
-            if estimate.applied:
-                extra = (
-                    constant_fields
-                    + span_int_attribute_field(_ORIGINAL_START, span.start_time_unix_nano)
-                    + span_int_attribute_field(_ORIGINAL_END, span.end_time_unix_nano)
-                )
-                raw, fixed = encode_span_pair(span, shift_ns, extra)
-            else:
-                raw, fixed = encode_span(span), b""
-            span_size = len(raw) + len(fixed)
-            if span_size > MAX_STORED_SPAN_BYTES:
-                oversized.append(span.span_id)
-                continue
-            if runs[-1] and size + span_size > MAX_CHUNK_SPAN_BYTES:
-                runs.append([])
-                size = 0
-            runs[-1].append((rs, ss, raw, fixed))
-            size += span_size
-        for index, run in enumerate(r for r in runs if r):
-            chunks.append(
-                TraceChunk(
-                    trace_id,
-                    index,
-                    len(run),
-                    _request([(rs, ss, raw) for rs, ss, raw, _ in run]),
-                    _request([(rs, ss, fixed) for rs, ss, _, fixed in run])
-                    if estimate.applied
-                    else None,
-                )
-            )
-    return chunks, oversized
+    constant: dict[int, tuple[int, bytes, SkewEstimate]] = {}
+    out: list[tuple[ResourceSpans, ScopeSpans, bytes]] = []
+    for entry in spans:
+        shift = entry.shift
+        span = entry.span
+        if shift is None or not shift.applied:
+            out.append((entry.resource, entry.scope, encode_span(span)))
+            continue
+        cached = constant.get(id(shift))
+        if cached is None:
+            estimate = shift.estimate
+            # The batch-wide clock_skew.* attributes are encoded once; only the originals vary.
+            fields = span_attribute_fields(skew_attributes(estimate, Span())[:-2])
+            cached = constant[id(shift)] = (shift.shift_ns, fields, estimate)
+        shift_ns, fields, _ = cached
+        extra = (
+            fields
+            + span_int_attribute_field(_ORIGINAL_START, span.start_time_unix_nano)
+            + span_int_attribute_field(_ORIGINAL_END, span.end_time_unix_nano)
+        )
+        _, fixed = encode_span_pair(span, shift_ns, extra)
+        out.append((entry.resource, entry.scope, fixed))
+    return _regroup(out)

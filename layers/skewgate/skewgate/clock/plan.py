@@ -1,41 +1,43 @@
-"""The ingest core: a decoded batch + the sessions' states → exactly what to write. Pure.
+"""The ingest core: a checked batch + the sessions' states → exactly what to write. Pure.
 
-:func:`plan_batch` gathers each session's evidence from the request, estimates its clock,
-shifts and encodes its spans, and returns the records that commit the batch. The ingest
-handler is routes plus a commit loop over it; the benchmarks call it as is. When a commit
-loses a race on a session's state, the handler re-plans with ``previous=``: sessions whose
-state did not move are reused as they are, so only what changed is estimated and encoded again.
+:func:`plan_batch` gathers each session's evidence from the request, estimates its clock, and
+returns everything one commit writes: the body as received and its adjusted copy (times
+shifted in the received encoding), compressed into one blob and cut at the item limit; the
+trace ids to index; each session's sample and next state; the batch's marker. Nothing is
+encoded per span. The ingest handler is routes plus a commit loop over it; the benchmarks call
+it as is. When a commit loses a race on a session's state, the handler re-plans with
+``previous=``: sessions whose state did not move are reused, and the blob is rebuilt only if
+a shift changed.
 
 Example:
-    >>> from skewgate.wire.decode import Limits, decode_request
+    >>> from skewgate.wire.decode import JSON, Limits
+    >>> from skewgate.wire.scan import scan_request
     >>> body = (b'{"resourceSpans":[{"resource":{"attributes":[{"key":"session.id","value":'
     ...         b'{"stringValue":"s1"}}]},"scopeSpans":[{"spans":[{"traceId":"' + b"ab" * 16 +
     ...         b'","spanId":"' + b"cd" * 8 + b'","startTimeUnixNano":"10700000000",'
     ...         b'"endTimeUnixNano":"10700000000"}]}]}]}')
-    >>> batch = decode_request(body, "application/json", None, Limits())
+    >>> scan = scan_request(body, JSON, Limits())
     >>> facts = RequestFacts(received_at_ms=10_000.0, sent_at="10800")
-    >>> plan = plan_batch(batch, facts, {}, PlanConfig())
+    >>> plan = plan_batch(scan, facts, {}, PlanConfig())
     >>> [(s.session_id, s.estimate.upper_ms, s.estimate.applied) for s in plan.sessions]
     [('s1', -800.0, True)]
+    >>> plan.record.sessions[0].offset_ms, len(plan.chunks), plan.trace_ids == ["ab" * 16]
+    (-820.0, 1, True)
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Final
 
-from skewgate.clock.correction import (
-    MAX_STORED_SPAN_BYTES,
-    SessionGroup,
-    TraceChunk,
-    batch_id,
-    encode_group,
-    group_by_session,
-)
+from skewgate.clock.correction import Grouping, SessionGroup, SessionShift, batch_id
 from skewgate.clock.estimate import EstimatorConfig, Flag, SessionClock, SkewEstimate, estimate
 from skewgate.clock.evidence import MAX_PLAUSIBLE_OFFSET_MS, BatchEvidence, ClockSync
 from skewgate.clock.records import (
+    FORMAT,
     BatchRecord,
     SessionState,
     SkewSample,
@@ -44,9 +46,14 @@ from skewgate.clock.records import (
     floor_ms,
     round_ms,
 )
-from skewgate.wire.decode import DecodedBatch
+from skewgate.wire.blob import pack
+from skewgate.wire.decode import JSON, Limits, decode_json
+from skewgate.wire.scan import ScannedBatch
+from skewgate.wire.shift import Fact, shift_json, shift_protobuf, time_counts
 
 __all__ = [
+    "CHUNK_BYTES",
+    "MAX_SAMPLE_TRACE_IDS",
     "BatchPlan",
     "PlanConfig",
     "PreparedBatch",
@@ -57,8 +64,11 @@ __all__ = [
     "prepare_batch",
 ]
 
-# DynamoDB keys hold at most 2,048 bytes; a session id is an identifier, not a payload.
-MAX_SESSION_ID_BYTES = 256
+#: Bytes of blob per item: DynamoDB items hold 400 KB, keys and attribute names included.
+CHUNK_BYTES: Final = 380_000
+#: Trace ids listed in one sample; the rest are counted (``more_traces``), so a sample fits
+#: one item whatever the batch.
+MAX_SAMPLE_TRACE_IDS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +84,15 @@ class RequestFacts:
 @dataclass(frozen=True, slots=True)
 class PlanConfig:
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
-    max_session_id_bytes: int = MAX_SESSION_ID_BYTES
+    limits: Limits = field(default_factory=Limits)
+    max_session_id_bytes: int = 256
+    max_sessions: int = 32
+    max_traces: int = 1_000
 
 
 @dataclass(slots=True)
 class SessionPlan:
-    """One session's part of a batch: its verdict, its new state and its encoded spans."""
+    """One session's part of a batch: its verdict and its new state."""
 
     session_id: str | None
     estimate: SkewEstimate
@@ -87,13 +100,29 @@ class SessionPlan:
     basis: SessionState | None  # the stored state it was estimated from (None: new/no session)
     sample: SkewSample | None  # None for spans without session
     next_state: SessionState | None  # what the commit writes, conditional on ``basis``
-    chunks: list[TraceChunk]
-    oversized: list[str]  # span ids too large for any item (rejected)
     group: SessionGroup
 
     @property
     def stored_spans(self) -> int:
-        return len(self.group.spans) - len(self.oversized)
+        return len(self.group.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A checked batch with its identity and its spans grouped by session."""
+
+    scan: ScannedBatch
+    batch_id: str
+    grouping: Grouping
+    groups: list[SessionGroup]  # the first ``max_sessions``: each gets a verdict
+    unestimated: list[SessionGroup]  # sessions beyond the cap: stored as received
+    rejected: int  # spans of traces beyond the cap
+    trace_ids: list[str]
+
+    @property
+    def session_ids(self) -> list[str]:
+        """The sessions whose stored state the plan needs."""
+        return [g.session_id for g in self.groups if g.session_id is not None]
 
 
 @dataclass(slots=True)
@@ -105,29 +134,11 @@ class BatchPlan:
     span_count: int
     rejected_spans: int
     sessions: list[SessionPlan]
-    decode_message: str = ""
-
-    @property
-    def errors(self) -> list[str]:
-        return [
-            f"span {span_id!r}: too large to store (over {MAX_STORED_SPAN_BYTES} bytes)"
-            for s in self.sessions
-            for span_id in s.oversized
-        ]
-
-    @property
-    def message(self) -> str:
-        return "; ".join(([self.decode_message] if self.decode_message else []) + self.errors)
-
-    @property
-    def record(self) -> BatchRecord:
-        return BatchRecord(
-            batch_id=self.batch_id,
-            received_at_ms=self.received_at_ms,
-            span_count=self.span_count,
-            rejected_spans=self.rejected_spans,
-            error_message=self.message,
-        )
+    trace_ids: list[str]
+    chunks: list[bytes]
+    attempt: str
+    record: BatchRecord
+    message: str = ""
 
     @property
     def session_ids(self) -> list[str]:
@@ -173,6 +184,31 @@ def _evidence(facts: RequestFacts, group: SessionGroup) -> tuple[BatchEvidence, 
     return evidence, notes
 
 
+def prepare_batch(scan: ScannedBatch, facts: RequestFacts, config: PlanConfig) -> PreparedBatch:
+    """Identify ``scan`` (by its span ids), group its spans by session, apply the caps."""
+    grouping = Grouping(
+        session_header=facts.session_header,
+        max_session_bytes=config.max_session_id_bytes,
+        max_sessions=config.max_sessions,
+        max_traces=config.max_traces,
+    )
+    groups = grouping.groups(scan)
+    kept = sum(len(g.spans) for g in groups)
+    trace_ids = sorted({span.trace_id for g in groups for span in g.spans})
+    estimated = [g for g in groups if g.session_id is None][:1]
+    estimated += [g for g in groups if g.session_id is not None][: config.max_sessions]
+    chosen = {id(g) for g in estimated}
+    return PreparedBatch(
+        scan=scan,
+        batch_id=batch_id(span for g in groups for span in g.spans),
+        grouping=grouping,
+        groups=[g for g in groups if id(g) in chosen],
+        unestimated=[g for g in groups if id(g) not in chosen],
+        rejected=scan.span_count - kept,
+        trace_ids=trace_ids,
+    )
+
+
 def _plan_session(
     group: SessionGroup,
     facts: RequestFacts,
@@ -192,16 +228,17 @@ def _plan_session(
         upper_ms=ceil_ms(result.upper_ms),
         flags=(*notes, *result.flags),
     )
-    chunks, oversized = encode_group(group, result)
     sample = next_state = None
     if group.session_id is not None:
+        traces = group.trace_ids
         sample = SkewSample.from_estimate(
             result,
             session_id=group.session_id,
             batch_id=bid,
             received_at_ms=int(facts.received_at_ms),
-            span_count=len(group.spans) - len(oversized),
-            trace_ids=group.trace_ids,
+            span_count=len(group.spans),
+            trace_ids=traces[:MAX_SAMPLE_TRACE_IDS],
+            more_traces=max(len(traces) - MAX_SAMPLE_TRACE_IDS, 0),
             segment=state.segment,
             sent_at_ms=evidence.sent_at_ms,
             max_client_time_ms=evidence.max_client_time_ms,
@@ -219,45 +256,95 @@ def _plan_session(
                 basis.day_peak(facts.received_at_ms, proven) if basis is not None else proven
             ),
         )
-    return SessionPlan(
-        group.session_id, result, state, basis, sample, next_state, chunks, oversized, group
+    return SessionPlan(group.session_id, result, state, basis, sample, next_state, group)
+
+
+def _resource_facts(scan: ScannedBatch, sessions: list[SessionPlan]) -> list[list[Fact]]:
+    """Per resource, the verdict's facts when all its spans moved by one verdict."""
+    verdict: dict[int, SkewEstimate | None] = {}
+    for session in sessions:
+        est = session.estimate if session.estimate.applied else None
+        for span in session.group.spans:
+            seen = verdict.get(span.resource, est)
+            verdict[span.resource] = est if seen is est else None
+    out: list[list[Fact]] = []
+    for index in range(len(scan.resource_sessions)):
+        est = verdict.get(index)
+        if est is None:
+            out.append([])
+            continue
+        facts: list[Fact] = [("clock_skew.offset_ms", float(est.offset_ms))]
+        if est.lower_ms is not None:
+            facts.append(("clock_skew.lower_ms", float(est.lower_ms)))
+        if est.upper_ms is not None:
+            facts.append(("clock_skew.upper_ms", float(est.upper_ms)))
+        facts.append(("clock_skew.method", est.method.value))
+        out.append(facts)
+    return out
+
+
+def _adjusted(scan: ScannedBatch, sessions: list[SessionPlan]) -> bytes | None:
+    """The adjusted copy, or ``None`` when no span moved (adjusted is raw)."""
+    moved = [s for s in sessions if s.estimate.applied and round(s.estimate.offset_ms * 1e6)]
+    if not moved:
+        return None
+    facts = _resource_facts(scan, sessions)
+    if scan.kind == JSON and scan.times is not None and not scan.decoded_in_full:
+        shifts = [0] * scan.total_spans
+        for session in moved:
+            shift = round(session.estimate.offset_ms * 1e6)
+            for span in session.group.spans:
+                shifts[span.ordinal] = shift
+        return shift_json(scan.body, shifts, facts, times=scan.times)
+    by_id = {
+        span.trace_id + span.span_id: round(session.estimate.offset_ms * 1e6)
+        for session in moved
+        for span in session.group.spans
+    }
+    if scan.kind == JSON:
+        request = decode_json(scan.body)
+        ids = [
+            (span.trace_id + span.span_id).lower()
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+        ]
+        return shift_json(
+            scan.body, [by_id.get(i, 0) for i in ids], facts, times=time_counts(request)
+        )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
     )
 
-
-@dataclass(frozen=True, slots=True)
-class PreparedBatch:
-    """A decoded batch with its identity and its spans grouped by session."""
-
-    batch: DecodedBatch
-    batch_id: str
-    groups: list[SessionGroup]
-
-    @property
-    def session_ids(self) -> list[str]:
-        """The sessions whose stored state the plan needs."""
-        return [g.session_id for g in self.groups if g.session_id is not None]
+    message = ExportTraceServiceRequest.FromString(scan.body)  # a fresh copy to shift
+    ids = [
+        (span.trace_id + span.span_id).hex()
+        for rs in message.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
+    return shift_protobuf(message, [by_id.get(i, 0) for i in ids], facts)
 
 
-def prepare_batch(batch: DecodedBatch, facts: RequestFacts, config: PlanConfig) -> PreparedBatch:
-    """Identify ``batch`` (by its span ids) and group its spans by session."""
-    groups = group_by_session(
-        batch, facts.session_header, max_session_bytes=config.max_session_id_bytes
-    )
-    return PreparedBatch(batch, batch_id(batch), groups)
+def _chunks(blob: bytes) -> list[bytes]:
+    return [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
 
 
 def plan_batch(
-    batch: DecodedBatch | PreparedBatch,
+    batch: ScannedBatch | PreparedBatch,
     facts: RequestFacts,
     states: Mapping[str, SessionState],
     config: PlanConfig,
     *,
     previous: BatchPlan | None = None,
+    attempt: str | None = None,
 ) -> BatchPlan:
     """Plan the commit of ``batch`` against the sessions' current ``states``.
 
     ``previous`` is the plan whose commit lost a race: every session plan of it whose state is
-    unchanged (same version) is reused as it is.
+    unchanged (same version) is reused, and so is its blob if no shift moved. ``attempt``
+    names this attempt's blob items (random by default): a racing retry never overwrites the
+    body another attempt committed.
     """
     prepared = batch if isinstance(batch, PreparedBatch) else prepare_batch(batch, facts, config)
     bid = prepared.batch_id
@@ -267,23 +354,67 @@ def plan_batch(
         sid = group.session_id
         basis = states.get(sid) if sid is not None else None
         old = reusable.get(sid)
-        if old is not None and (
-            sid is None or _version(old.basis) == _version(basis)
-        ):
+        if old is not None and (sid is None or _version(old.basis) == _version(basis)):
             sessions.append(old)
             continue
         sessions.append(_plan_session(group, facts, basis, bid, config))
-    oversized = sum(len(s.oversized) for s in sessions)
-    decoded = prepared.batch
+    shifts = [SessionShift.of(s.session_id, s.estimate) for s in sessions]
+    if previous is not None and previous.record.sessions == shifts:
+        chunks, attempt_id, layout = previous.chunks, previous.attempt, previous.record.body
+        assert layout is not None
+    else:
+        scan = prepared.scan
+        blob, layout = pack(scan.body, _adjusted(scan, sessions))
+        chunks, attempt_id = _chunks(blob), attempt or secrets.token_hex(6)
+    scan = prepared.scan
+    rejected = scan.rejected_spans + prepared.rejected
+    errors = list(scan.errors)
+    if prepared.rejected:
+        errors.append(
+            f"{prepared.rejected} spans rejected: a request may hold at most "
+            f"{config.max_traces} traces (each is indexed); send fewer traces per request"
+        )
+    message = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
+    if prepared.unestimated:
+        message += ("; " if message else "") + (
+            f"{len(prepared.unestimated)} sessions beyond the first {config.max_sessions} of "
+            "the request stored without clock correction: send one session per request"
+        )
+    span_count = scan.span_count - prepared.rejected
+    limits = config.limits
+    record = BatchRecord(
+        batch_id=bid,
+        received_at_ms=int(facts.received_at_ms),
+        span_count=span_count,
+        rejected_spans=rejected,
+        error_message=message,
+        format=FORMAT,
+        kind=scan.kind,
+        attempt=attempt_id,
+        chunks=len(chunks),
+        body=layout,
+        grouping=prepared.grouping,
+        sessions=shifts,
+        trace_count=len(prepared.trace_ids),
+        max_attributes=limits.max_attributes,
+        max_value_bytes=limits.max_value_bytes,
+        max_nested_values=limits.max_nested_values,
+        max_nested_depth=limits.max_nested_depth,
+    )
     return BatchPlan(
         batch_id=bid,
         received_at_ms=int(facts.received_at_ms),
-        span_count=decoded.span_count - oversized,
-        rejected_spans=decoded.rejected_spans + oversized,
+        span_count=span_count,
+        rejected_spans=rejected,
         sessions=sessions,
-        decode_message=decoded.error_message,
+        trace_ids=prepared.trace_ids,
+        chunks=chunks,
+        attempt=attempt_id,
+        record=record,
+        message=message,
     )
 
 
 def _version(state: SessionState | None) -> int | None:
     return None if state is None else state.version
+

@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Final
 
 import msgspec
 
+from skewgate.clock.correction import Grouping, SessionShift
 from skewgate.clock.estimate import Method, SessionClock, SkewEstimate
 from skewgate.clock.interval import proven_abs_offset_ms
+from skewgate.wire.blob import BodyLayout
+from skewgate.wire.decode import Limits
 
 __all__ = [
+    "FORMAT",
     "BatchRecord",
     "SessionDay",
     "SessionState",
@@ -106,14 +111,55 @@ class SkewSample(msgspec.Struct, frozen=True, kw_only=True):
         return proven_abs_offset_ms(self.lower_ms, self.upper_ms)
 
 
+#: The stored batch format: 1 kept spans per trace and batch (``TRACE#``/``SPANS#`` items),
+#: 2 keeps the body once, beside this record.
+FORMAT: Final = 2
+
+
 class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """What a committed batch answered, so a retry gets the same answer."""
+    """A committed batch (its ``BATCH#<id>`` marker): what it answered, so a retry gets the
+    same answer, and how to read its body back (format 2).
+
+    ``sessions`` are the verdicts its spans were shifted by; ``grouping`` and the limits are
+    the rules it was received under, so reading it back finds the same spans in the same
+    sessions, truncated the same way.
+    """
 
     batch_id: str
     received_at_ms: int
     span_count: int
     rejected_spans: int
     error_message: str = ""
+    format: int = 1
+    kind: str = "application/json"
+    attempt: str = ""
+    chunks: int = 0
+    body: BodyLayout | None = None
+    grouping: Grouping = Grouping()
+    sessions: list[SessionShift] = []
+    trace_count: int = 0
+    max_attributes: int = 128
+    max_value_bytes: int = 16 * 1024
+    max_nested_values: int = 1_024
+    max_nested_depth: int = 8
+
+    @property
+    def limits(self) -> Limits:
+        """The limits to read the body back under (sizes were checked at receipt)."""
+        return Limits(
+            max_body_bytes=1 << 62,
+            max_inflated_bytes=1 << 62,
+            max_spans=1 << 30,
+            max_attributes=self.max_attributes,
+            max_value_bytes=self.max_value_bytes,
+            max_nested_values=self.max_nested_values,
+            max_nested_depth=self.max_nested_depth,
+            max_nested_bytes=1 << 62,
+            max_messages=1 << 62,
+        )
+
+    def shifts(self) -> dict[str | None, SessionShift]:
+        return {s.session_id: s for s in self.sessions}
 
 
 class SessionState(msgspec.Struct, frozen=True, kw_only=True):

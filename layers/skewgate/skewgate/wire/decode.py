@@ -83,6 +83,14 @@ class Limits:
     max_spans: int = 10_000
     max_attributes: int = 128
     max_value_bytes: int = 16 * 1024
+    #: A nested value (``arrayValue``/``kvlistValue``) with more elements than this, or
+    #: nested deeper, is dropped like an attribute over the count limit.
+    max_nested_values: int = 1_024
+    max_nested_depth: int = 8
+    #: What a request may spend on nesting and messages before it is refused (413): bounds
+    #: the cost of decoding it, at ingest and wherever it is read back.
+    max_nested_bytes: int = 1024 * 1024
+    max_messages: int = 1_000_000
 
 
 JSON: Final = "application/json"
@@ -263,6 +271,7 @@ def _limit_attributes(attributes: list[KeyValue], limits: Limits) -> int:
         dropped = len(attributes) - limits.max_attributes
         del attributes[limits.max_attributes :]
     quarter = limits.max_value_bytes // 4
+    nested = False
     for kv in attributes:
         value = kv.value
         if value is None:
@@ -273,7 +282,33 @@ def _limit_attributes(attributes: list[KeyValue], limits: Limits) -> int:
                 _limit_value(value, limits.max_value_bytes)
         elif value.int_value is None or not _INT64_MIN <= value.int_value <= _INT64_MAX:
             _limit_value(value, limits.max_value_bytes)
+            nested = nested or value.array_value is not None or value.kvlist_value is not None
+    if nested:
+        kept = [kv for kv in attributes if kv.value is None or _nesting_fits(kv.value, limits)]
+        dropped += len(attributes) - len(kept)
+        attributes[:] = kept
     return dropped
+
+
+def _nesting_fits(value: AnyValue, limits: Limits) -> bool:
+    """Whether a value holds at most ``max_nested_values`` elements, ``max_nested_depth`` deep."""
+    budget = limits.max_nested_values
+    stack = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if current.array_value is not None:
+            children = current.array_value.values
+        elif current.kvlist_value is not None:
+            children = [kv.value for kv in current.kvlist_value.values if kv.value is not None]
+        else:
+            continue
+        if depth >= limits.max_nested_depth:
+            return False
+        budget -= len(children)
+        if budget < 0:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def _limit_value(value: AnyValue, max_bytes: int) -> None:

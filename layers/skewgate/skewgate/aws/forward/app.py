@@ -62,6 +62,8 @@ from skewgate.aws.forward.dlq import DeadLetterSink, FileDeadLetters, SqsDeadLet
 from skewgate.aws.forward.records import (
     BadRecord,
     SpanItem,
+    batch_record,
+    batch_span_item,
     matches_filter,
     sequence_number,
     span_item,
@@ -76,6 +78,10 @@ from skewgate.aws.forward.send import (
     Transport,
 )
 from skewgate.aws.settings import ForwardSettings
+from skewgate.aws.store import StorageUnavailable
+from skewgate.clock.correction import corrected_request, read_back
+from skewgate.clock.records import BatchRecord
+from skewgate.wire.decode import DecodeError
 from skewgate.wire.splice import WireError, count_spans, halves, merge_requests, split_request
 
 __all__ = [
@@ -250,6 +256,12 @@ class Forwarder:
 # --- the handler ---------------------------------------------------------------------------
 
 
+class BodySource(Protocol):
+    """Where a committed batch's body is read from (the table: ``skewgate.aws.store.Store``)."""
+
+    def batch_body(self, record: BatchRecord) -> tuple[bytes, bytes | None]: ...
+
+
 class MetricsSink(Protocol):
     """Powertools ``Metrics`` fits (``add_metric(name, unit, value)``)."""
 
@@ -274,9 +286,11 @@ class ForwardApp:
         dead_letters: DeadLetterSink | None = None,
         metrics: MetricsSink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        bodies: BodySource | None = None,
     ) -> None:
         self.settings = settings
         self.forwarder = forwarder
+        self.bodies = bodies
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.clock = clock
@@ -312,6 +326,21 @@ class ForwardApp:
             "session_id": item.session_id if item else None,
         }
 
+    def _item(self, record: Mapping[str, Any]) -> SpanItem:
+        """What a record forwards: a committed batch read back and corrected, or (format 1)
+        the span item's own payload."""
+        batch = batch_record(record)
+        if batch is None:
+            return span_item(record)
+        if self.bodies is None:
+            raise BadRecord("a batch marker arrived but the forwarder has no table to read")
+        try:
+            raw, _adjusted = self.bodies.batch_body(batch)
+            spans = read_back(raw, batch.kind, batch.grouping, batch.limits, batch.shifts())
+        except (ValueError, DecodeError) as exc:
+            raise BadRecord(f"batch {batch.batch_id}: {exc}") from exc
+        return batch_span_item(record, batch, corrected_request(spans))
+
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         records: list[dict[str, Any]] = list(event.get("Records") or [])
         deadline = self._deadline(context)
@@ -322,13 +351,23 @@ class ForwardApp:
         items: list[SpanItem] = []
         slot_of_key: dict[tuple[str, str], int] = {}
         records_of_slot: dict[int, list[dict[str, Any]]] = {}
+        sending = self.settings.forward_target != "none" and self.forwarder is not None
         for record in records:
             if not matches_filter(record):
                 continue
+            if not sending:
+                if not self._warned_none:
+                    logger.warning("forward: FORWARD_TARGET=none, acknowledging records unsent")
+                    self._warned_none = True
+                continue
             try:
-                item = span_item(record)
+                item = self._item(record)
             except BadRecord as exc:
                 permanent.append((record, None, Failure(False, str(exc))))
+                continue
+            except StorageUnavailable as exc:
+                # The body could not be read now: Lambda retries the record.
+                failed[sequence_number(record)] = Failure(True, f"reading the batch: {exc}")
                 continue
             key = (item.pk, item.sk)
             slot = slot_of_key.get(key)
@@ -340,11 +379,7 @@ class ForwardApp:
             records_of_slot.setdefault(slot, []).append(record)
 
         report = DeliveryReport()
-        if self.settings.forward_target == "none" or self.forwarder is None:
-            if items and not self._warned_none:
-                logger.warning("forward: FORWARD_TARGET=none, acknowledging records unsent")
-                self._warned_none = True
-        elif items:
+        if items and self.forwarder is not None:
             report = self.forwarder.deliver(items, deadline)
         self.last_report = report
 
@@ -430,9 +465,18 @@ def build_forward_app(
     transport: Transport | None = None,
     credentials: Any = None,
     sleep: Callable[[float], Any] = time.sleep,
+    bodies: BodySource | None = None,
 ) -> ForwardApp:
-    """The app from the environment: once per container (Lambda) or per runner (local)."""
+    """The app from the environment: once per container (Lambda) or per runner (local).
+
+    Committed batches are read back from ``TABLE_NAME`` (``bodies`` overrides the table).
+    """
     settings = ForwardSettings.from_env(environ)
+    if bodies is None and settings.table_name and settings.forward_target != "none":
+        from skewgate.aws.client import dynamodb_client
+        from skewgate.aws.store import Store
+
+        bodies = Store(dynamodb_client(), settings.table_name)
     forwarder = None
     url = settings.endpoint()
     if settings.forward_target != "none" and url is not None:
@@ -462,4 +506,4 @@ def build_forward_app(
         dead_letters = SqsDeadLetters(settings.forward_dlq_url)
     elif settings.forward_dlq_file:
         dead_letters = FileDeadLetters(settings.forward_dlq_file)
-    return ForwardApp(settings, forwarder, dead_letters, metrics)
+    return ForwardApp(settings, forwarder, dead_letters, metrics, bodies=bodies)

@@ -6,8 +6,10 @@ DynamoDB Streams ``GetRecords`` record into Lambda's event shape, for the local 
 redrive tool alike.
 
 Example:
-    >>> matches_filter({"eventName": "INSERT", "dynamodb": {"NewImage": {"type": {"S": "spans"}}}})
+    >>> matches_filter({"eventName": "INSERT", "dynamodb": {"NewImage": {"type": {"S": "batch"}}}})
     True
+    >>> matches_filter({"eventName": "INSERT", "dynamodb": {"NewImage": {"type": {"S": "sample"}}}})
+    False
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import msgspec
+
+from skewgate.aws.codec import from_item
+from skewgate.clock.records import BatchRecord
 from skewgate.wire.splice import WireError, count_spans
 
 __all__ = [
     "FILTER_PATTERN",
     "BadRecord",
     "SpanItem",
+    "batch_record",
+    "batch_span_item",
     "jsonable",
     "matches_filter",
     "sequence_number",
@@ -32,10 +40,12 @@ __all__ = [
     "to_lambda_record",
 ]
 
-#: The event source mapping's filter (``FilterCriteria``), as JSON in ``template.yaml``.
+#: The event source mapping's filter (``FilterCriteria``), as JSON in ``template.yaml``:
+#: committed batch markers (format 2) and format 1 span items; nothing else of a batch ever
+#: reaches the forwarder, so nothing uncommitted can be forwarded.
 FILTER_PATTERN: Final[dict[str, Any]] = {
     "eventName": ["INSERT", "MODIFY"],
-    "dynamodb": {"NewImage": {"type": {"S": ["spans"]}}},
+    "dynamodb": {"NewImage": {"type": {"S": ["batch", "spans"]}}},
 }
 
 
@@ -88,8 +98,37 @@ def sequence_number(record: Mapping[str, Any]) -> str:
     return str(record.get("dynamodb", {}).get("SequenceNumber", ""))
 
 
+def batch_record(record: Mapping[str, Any]) -> BatchRecord | None:
+    """The committed batch a stream record announces, or ``None`` for a format 1 span item."""
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    if image.get("type", {}).get("S") != "batch":
+        return None
+    try:
+        return from_item(BatchRecord, image)
+    except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
+        raise BadRecord(f"undecodable batch marker: {type(exc).__name__}: {exc}") from exc
+
+
+def batch_span_item(record: Mapping[str, Any], batch: BatchRecord, payload: bytes) -> SpanItem:
+    """A committed batch, read back and corrected (``payload``), as the forwarder's input."""
+    ddb = record.get("dynamodb") or {}
+    keys = ddb.get("Keys") or {}
+    sessions = {s.session_id for s in batch.sessions}
+    return SpanItem(
+        sequence_number=sequence_number(record),
+        event_id=str(record.get("eventID", "")),
+        pk=str(keys.get("PK", {}).get("S", f"BATCH#{batch.batch_id}")),
+        sk=str(keys.get("SK", {}).get("S", "BATCH")),
+        payload=payload,
+        span_count=batch.span_count,
+        corrected=any(s.applied for s in batch.sessions),
+        received_at_ms=batch.received_at_ms,
+        session_id=next(iter(sessions)) if len(sessions) == 1 else None,
+    )
+
+
 def span_item(record: Mapping[str, Any]) -> SpanItem:
-    """The span item of a stream record (``corrected`` when present, else ``raw``)."""
+    """The format 1 span item of a stream record (``corrected`` when present, else ``raw``)."""
     ddb = record.get("dynamodb") or {}
     image = ddb.get("NewImage") or {}
     keys = ddb.get("Keys") or {}
