@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from skewgate_tools.local import dynamodb as ddb
@@ -74,8 +73,13 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 @pytest.fixture(scope="session")
 def ddb_client(dynamodb_endpoint: str) -> Any:
-    """A boto3 DynamoDB client for ``dynamodb_endpoint``."""
-    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint)
+    """The functions' DynamoDB client (``skewgate.aws.client.dynamodb_client``: the lean
+    caller for the commit's operations, boto3 for the rest) for ``dynamodb_endpoint``."""
+    from skewgate.aws.client import dynamodb_client
+
+    client = dynamodb_client()
+    assert client.meta.endpoint_url.rstrip("/") == dynamodb_endpoint.rstrip("/")
+    return client
 
 
 @pytest.fixture

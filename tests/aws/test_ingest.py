@@ -187,7 +187,7 @@ def test_an_unshifted_batch_stores_no_second_copy(ddb_client: Any, table_name: s
         ExpressionAttributeNames={"#t": "type"}, ExpressionAttributeValues={":b": {"S": "batch"}},
     )["Items"]
     (record,) = [from_item(BatchRecord, m) for m in markers]
-    assert record.body is not None and record.body.adjusted_stored == 0
+    assert record.body is not None and record.body.adjusted_size == 0
     assert not any(s.applied for s in record.sessions)
 
 

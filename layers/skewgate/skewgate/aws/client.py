@@ -59,6 +59,12 @@ def aws_client(
     config: Any = None,
 ) -> Any:
     """A boto3 client for ``service`` under the loopback rule above."""
+    return _session_and_client(service, endpoint_url, region, config)[1]
+
+
+def _session_and_client(
+    service: str, endpoint_url: str | None, region: str | None, config: Any
+) -> tuple[Any, Any]:
     import boto3
 
     env_name = f"AWS_ENDPOINT_URL_{service.upper()}"
@@ -74,15 +80,22 @@ def aws_client(
                 f"no AWS region for {service}: set AWS_REGION (or pass --region)"
             )
         kwargs["region_name"] = LOCAL_REGION
-    if local and session.get_credentials() is None:
+    credentials = session.get_credentials()
+    if local and credentials is None:
         kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
-    elif not local and session.get_credentials() is None:
+    elif not local and credentials is None:
         raise MissingAwsConfig(
             f"no AWS credentials for {service} at {endpoint or 'the AWS endpoint'}: set "
             "AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or use a loopback "
             "AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local)"
         )
-    return session.client(service, config=config, **kwargs)
+    return session, session.client(service, config=config, **kwargs)
+
+
+#: The functions' DynamoDB timeouts (seconds): one call takes at most their sum, which is the
+#: store's ``CALL_BUDGET_S``.
+CONNECT_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 2.5
 
 
 def dynamodb_client() -> Any:
@@ -92,16 +105,28 @@ def dynamodb_client() -> Any:
     and the store starts none it could not finish before the request's deadline: a stalled
     table is a 503 with ``Retry-After`` that the exporter retries, well inside the function's
     timeout, never API Gateway's own timeout. Throttling is answered 429 the same way.
-    Parameter validation is off: every request is built by the store's own code, and
-    validating it costs a third of botocore's time on the hot path.
+
+    The commit's operations go through :class:`skewgate.aws.dynamo.LeanDynamoDB` (botocore's
+    endpoint, credentials and signer; DynamoDB's JSON protocol without botocore's per-call
+    machinery, a third of its CPU); anything else through the boto3 client itself.
     """
     from botocore.config import Config
 
+    from skewgate.aws.dynamo import LeanDynamoDB
+
     config = Config(
-        connect_timeout=1,
-        read_timeout=2.5,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
         retries={"mode": "standard", "max_attempts": 1},
         tcp_keepalive=True,
         parameter_validation=False,
     )
-    return aws_client("dynamodb", config=config)
+    session, client = _session_and_client("dynamodb", None, None, config)
+    credentials = session.get_credentials()
+    if credentials is None:  # a loopback endpoint: the dummies aws_client gave the client
+        from botocore.credentials import Credentials
+
+        credentials = Credentials("local", "local")
+    return LeanDynamoDB(
+        client, credentials, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S
+    )

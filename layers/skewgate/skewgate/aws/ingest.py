@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -121,6 +122,11 @@ class IngestApp:
         deadline = None
         if remaining_ms is not None:
             deadline = time.monotonic() + (remaining_ms() - _DEADLINE_MARGIN_MS) / 1000.0
+        # A request allocates tens of thousands of short-lived, acyclic objects (the decoded
+        # spans are gc=False Structs): the cyclic collector would walk the whole heap, boto3's
+        # models included, several times per request and free nothing. It runs again after.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             return self._route(request, deadline)
         except Exception:  # never a bare 500 without a Status body
@@ -128,6 +134,9 @@ class IngestApp:
             return error_response(
                 500, "internal error", protobuf=request.wants_protobuf, headers=self._cors(request)
             )
+        finally:
+            if collecting:
+                gc.enable()
 
     def _cors(self, request: Request) -> dict[str, str]:
         return self.cors.headers(request.header("origin"))

@@ -132,7 +132,7 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
     max_nested_values: PositiveInt = 1_024
     max_nested_depth: PositiveInt = 8
     max_nested_bytes_per_request: PositiveInt = 1024 * 1024
-    max_messages_per_request: PositiveInt = 1_000_000
+    max_messages_per_request: PositiveInt = 500_000
     # One transaction commits a batch: 3 writes per session and the marker (≤ 100).
     max_sessions_per_request: Annotated[int, msgspec.Meta(ge=1, le=33)] = 32
     max_traces_per_request: PositiveInt = 1_000

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -43,7 +44,7 @@ from skewgate.wire.encode import (
     span_int_attribute_field,
 )
 from skewgate.wire.model import KeyValue, Resource, ResourceSpans, ScopeSpans, Span
-from skewgate.wire.scan import SESSION_ATTRIBUTE, ScannedBatch, ScannedSpan
+from skewgate.wire.scan import SESSION_ATTRIBUTE, ScannedBatch
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
@@ -73,20 +74,21 @@ def session_of(attributes: Iterable[KeyValue]) -> str | None:
 
 @dataclass(slots=True)
 class SessionGroup:
-    """The spans of one session in one batch."""
+    """The spans of one session in one batch: indices into a scan's columns."""
 
     session_id: str | None
-    spans: list[ScannedSpan] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
     max_client_time_ns: int | None = None
     dropped_session_id: bool = False  # it had one, too long to be a key
+    trace_ids: list[str] = field(default_factory=list)  # distinct, sorted
 
     @property
     def max_client_time_ms(self) -> float | None:
         return None if self.max_client_time_ns is None else self.max_client_time_ns / 1e6
 
     @property
-    def trace_ids(self) -> list[str]:
-        return sorted({span.trace_id for span in self.spans})
+    def span_count(self) -> int:
+        return len(self.indices)
 
 
 class Grouping(msgspec.Struct, frozen=True):
@@ -134,29 +136,52 @@ class Grouping(msgspec.Struct, frozen=True):
 
         Spans of traces beyond ``max_traces`` are left out (the caller rejects them).
         """
-        admitted = self.admitted_traces(s.trace_id for s in scan.spans)
+        trace_ids = scan.trace_ids
+        distinct = set(trace_ids)
+        admitted = distinct if len(distinct) <= self.max_traces else self.admitted_traces(
+            trace_ids
+        )
+        claims = [self.claim(None, rs) for rs in scan.resource_sessions]
+        if scan.sessions is None and len(admitted) == len(distinct) and len(set(claims)) <= 1:
+            # The common case: one session for the whole request (the resource's).
+            claimed = claims[0] if claims else self.claim(None, None)
+            sid = self.usable(claimed)
+            latest = max(scan.latest, default=0)
+            return [
+                SessionGroup(
+                    sid, list(range(len(trace_ids))), latest or None,
+                    claimed is not None and sid is None, sorted(distinct),
+                )
+            ] if trace_ids else []
         groups: dict[str | None, SessionGroup] = {}
-        resource_sessions = scan.resource_sessions
-        for span in scan.spans:
-            if span.trace_id not in admitted:
+        traces: dict[str | None, set[str]] = {}
+        sessions = scan.sessions
+        for i, trace_id in enumerate(trace_ids):
+            if trace_id not in admitted:
                 continue
-            claimed = self.claim(span.session, resource_sessions[span.resource])
+            own = sessions[i] if sessions is not None else None
+            claimed = self.claim(own, scan.resource_sessions[scan.resources[i]])
             sid = self.usable(claimed)
             group = groups.get(sid)
             if group is None:
                 group = groups[sid] = SessionGroup(sid)
+                traces[sid] = set()
             if claimed is not None and sid is None:
                 group.dropped_session_id = True
-            group.spans.append(span)
-            latest = span.latest_ns
+            group.indices.append(i)
+            traces[sid].add(trace_id)
+            latest = scan.latest[i]
             if latest and (group.max_client_time_ns is None or latest > group.max_client_time_ns):
                 group.max_client_time_ns = latest
+        for sid, group in groups.items():
+            group.trace_ids = sorted(traces[sid])
         return list(groups.values())
 
 
-def batch_id(spans: Iterable[ScannedSpan]) -> str:
-    """A batch is its content: the ids of its spans, whatever headers a retry carries."""
-    ids = sorted(span.trace_id + span.span_id for span in spans)
+def batch_id(scan: ScannedBatch) -> str:
+    """A batch is its content: the ids of its accepted spans, whatever headers a retry carries
+    (and whichever of them a cap then turns away)."""
+    ids = sorted(map(operator.add, scan.trace_ids, scan.span_ids))
     return hashlib.sha256("".join(ids).encode()).hexdigest()[:32]
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -104,7 +105,7 @@ class SessionPlan:
 
     @property
     def stored_spans(self) -> int:
-        return len(self.group.spans)
+        return self.group.span_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +194,14 @@ def prepare_batch(scan: ScannedBatch, facts: RequestFacts, config: PlanConfig) -
         max_traces=config.max_traces,
     )
     groups = grouping.groups(scan)
-    kept = sum(len(g.spans) for g in groups)
-    trace_ids = sorted({span.trace_id for g in groups for span in g.spans})
+    kept = sum(g.span_count for g in groups)
+    trace_ids = sorted({t for g in groups for t in g.trace_ids})
     estimated = [g for g in groups if g.session_id is None][:1]
     estimated += [g for g in groups if g.session_id is not None][: config.max_sessions]
     chosen = {id(g) for g in estimated}
     return PreparedBatch(
         scan=scan,
-        batch_id=batch_id(span for g in groups for span in g.spans),
+        batch_id=batch_id(scan),
         grouping=grouping,
         groups=[g for g in groups if id(g) in chosen],
         unestimated=[g for g in groups if id(g) not in chosen],
@@ -236,7 +237,7 @@ def _plan_session(
             session_id=group.session_id,
             batch_id=bid,
             received_at_ms=int(facts.received_at_ms),
-            span_count=len(group.spans),
+            span_count=group.span_count,
             trace_ids=traces[:MAX_SAMPLE_TRACE_IDS],
             more_traces=max(len(traces) - MAX_SAMPLE_TRACE_IDS, 0),
             segment=state.segment,
@@ -261,18 +262,25 @@ def _plan_session(
 
 def _resource_facts(scan: ScannedBatch, sessions: list[SessionPlan]) -> list[list[Fact]]:
     """Per resource, the verdict's facts when all its spans moved by one verdict."""
-    verdict: dict[int, SkewEstimate | None] = {}
+    total = Counter(scan.resources)
+    covered: Counter[int] = Counter()
+    verdicts: dict[int, set[int]] = {}
+    shifted: dict[int, SkewEstimate] = {}
     for session in sessions:
-        est = session.estimate if session.estimate.applied else None
-        for span in session.group.spans:
-            seen = verdict.get(span.resource, est)
-            verdict[span.resource] = est if seen is est else None
+        est = session.estimate
+        key = id(est) if est.applied else 0
+        shifted[key] = est
+        per_resource = Counter(scan.resources[i] for i in session.group.indices)
+        covered.update(per_resource)
+        for index in per_resource:
+            verdicts.setdefault(index, set()).add(key)
     out: list[list[Fact]] = []
     for index in range(len(scan.resource_sessions)):
-        est = verdict.get(index)
-        if est is None:
+        keys = verdicts.get(index, set())
+        if len(keys) != 1 or covered[index] != total[index] or 0 in keys:
             out.append([])
             continue
+        est = shifted[next(iter(keys))]
         facts: list[Fact] = [("clock_skew.offset_ms", float(est.offset_ms))]
         if est.lower_ms is not None:
             facts.append(("clock_skew.lower_ms", float(est.lower_ms)))
@@ -283,47 +291,61 @@ def _resource_facts(scan: ScannedBatch, sessions: list[SessionPlan]) -> list[lis
     return out
 
 
-def _adjusted(scan: ScannedBatch, sessions: list[SessionPlan]) -> bytes | None:
+def _shift_ns(estimate: SkewEstimate) -> int:
+    return round(estimate.offset_ms * 1e6) if estimate.applied else 0
+
+
+def _adjusted(scan: ScannedBatch, sessions: list[SessionPlan]) -> bytes | bytearray | None:
     """The adjusted copy, or ``None`` when no span moved (adjusted is raw)."""
-    moved = [s for s in sessions if s.estimate.applied and round(s.estimate.offset_ms * 1e6)]
+    moved = [s for s in sessions if _shift_ns(s.estimate)]
     if not moved:
         return None
     facts = _resource_facts(scan, sessions)
-    if scan.kind == JSON and scan.times is not None and not scan.decoded_in_full:
-        shifts = [0] * scan.total_spans
-        for session in moved:
-            shift = round(session.estimate.offset_ms * 1e6)
-            for span in session.group.spans:
-                shifts[span.ordinal] = shift
-        return shift_json(scan.body, shifts, facts, times=scan.times)
-    by_id = {
-        span.trace_id + span.span_id: round(session.estimate.offset_ms * 1e6)
-        for session in moved
-        for span in session.group.spans
-    }
-    if scan.kind == JSON:
+    shifts = {_shift_ns(s.estimate) for s in moved}
+    everything = sum(s.group.span_count for s in moved) == scan.span_count
+    if scan.kind == JSON and len(shifts) == 1 and everything and not scan.decoded_in_full:
+        # One shift for every span: rejected ones (dropped when read back) move too.
+        return shift_json(scan.body, shifts.pop(), facts, times=scan.times, escaped=scan.escaped)
+    # Shift per span of the body, by its position among all spans.
+    per_span = [0] * scan.total_spans
+    positions = scan.ordinals
+    if scan.kind == JSON and scan.decoded_in_full:
         request = decode_json(scan.body)
+        by_id = {
+            scan.trace_ids[i] + scan.span_ids[i]: _shift_ns(s.estimate)
+            for s in moved
+            for i in s.group.indices
+        }
         ids = [
             (span.trace_id + span.span_id).lower()
             for rs in request.resource_spans
             for ss in rs.scope_spans
             for span in ss.spans
         ]
+        counts, total = time_counts(request)
         return shift_json(
-            scan.body, [by_id.get(i, 0) for i in ids], facts, times=time_counts(request)
+            scan.body, [by_id.get(i, 0) for i in ids], facts, times=(sum(counts), total),
+            counts=counts,
         )
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
+    for session in moved:
+        shift = _shift_ns(session.estimate)
+        for i in session.group.indices:
+            per_span[positions[i] if positions is not None else i] = shift
+    if scan.kind == JSON:
+        counts, _ = time_counts(decode_json(scan.body))  # rare: several shifts in one body
+        return shift_json(
+            scan.body, per_span, facts, times=scan.times, counts=counts, escaped=scan.escaped
+        )
+    message = scan.message
+    if message is None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
 
-    message = ExportTraceServiceRequest.FromString(scan.body)  # a fresh copy to shift
-    ids = [
-        (span.trace_id + span.span_id).hex()
-        for rs in message.resource_spans
-        for ss in rs.scope_spans
-        for span in ss.spans
-    ]
-    return shift_protobuf(message, [by_id.get(i, 0) for i in ids], facts)
+        message = ExportTraceServiceRequest.FromString(scan.body)
+    else:
+        scan.message = None  # shifted in place below: a re-plan parses a fresh copy
+    return shift_protobuf(message, per_span, facts)
 
 
 def _chunks(blob: bytes) -> list[bytes]:

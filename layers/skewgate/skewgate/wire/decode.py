@@ -90,7 +90,7 @@ class Limits:
     #: What a request may spend on nesting and messages before it is refused (413): bounds
     #: the cost of decoding it, at ingest and wherever it is read back.
     max_nested_bytes: int = 1024 * 1024
-    max_messages: int = 1_000_000
+    max_messages: int = 500_000
 
 
 JSON: Final = "application/json"

@@ -35,10 +35,12 @@ __all__ = ["Fact", "shift_json", "shift_protobuf", "time_counts"]
 #: One resource attribute of the adjusted copy: ``(key, value)``.
 Fact = tuple[str, str | float | int | bool]
 
-_TIME: Final = re.compile(
-    rb'"(?:startTimeUnixNano|endTimeUnixNano|timeUnixNano)"[ \t\r\n]*:[ \t\r\n]*"?([0-9]+)'
-)
+# Every time field of the model ends in "imeUnixNano" (startTime…, endTime…, events' time…):
+# a literal the regex engine finds fast. A stray key ending so counts too, and fails the check.
+_TIME: Final = re.compile(rb'(imeUnixNano"[ \t\r\n]*:[ \t\r\n]*"?)([0-9]+)')
 _WS: Final = rb"[ \t\r\n]*"
+#: Bodies larger than this are patched in place (see :func:`_patch_in_place`).
+IN_PLACE_ABOVE: Final = 1 << 20
 _RESOURCE_ATTRIBUTES: Final = re.compile(
     rb'"resource"' + _WS + rb":" + _WS + rb"\{" + _WS + rb'"attributes"' + _WS + rb":" + _WS
     + rb"\[" + _WS + rb"(\]?)"
@@ -82,57 +84,148 @@ def time_counts(request: Any) -> tuple[list[int], int]:
 
 def shift_json(
     body: bytes,
-    shifts: Sequence[int],
+    shift: int | Sequence[int],
     facts: Sequence[Sequence[Fact]],
     *,
-    times: tuple[Sequence[int], int] | None = None,
-) -> bytes:
+    times: tuple[int, int] | None = None,
+    counts: Sequence[int] | None = None,
+    escaped: bool | None = None,
+) -> bytes | bytearray:
     """The adjusted copy of a JSON request (see the module docs).
 
-    ``facts[i]`` go first into the attributes of the i-th resource. The body is patched in
-    place when every time field and resource can be found by its literal key (no ``\\u``
-    escapes, attributes first in each resource, as every OTel SDK writes them); otherwise it
-    is decoded and re-encoded with the same content.
+    ``shift`` is one shift for every span, or one per span of the body in document order (then
+    ``counts`` are the spans' non-zero times, as :func:`time_counts` gives them). ``times``
+    (how many non-zero times the body holds, and their sum) is what the patch is checked
+    against; ``facts[i]`` go first into the attributes of the i-th resource. The body is
+    patched in place when every time field and resource is found by its literal key (no
+    ``\\u`` escapes, attributes first in each resource, as every OTel SDK writes them);
+    otherwise it is decoded and re-encoded with the same content. ``escaped``: whether the
+    body holds a ``\\u`` escape, if the caller already knows.
     """
+    if isinstance(shift, int):
+        shifts = None
+    else:
+        shifts = shift
+        if counts is None:
+            counts, total = time_counts(decode_json(body))
+            times = (sum(counts), total)
     if times is None:
-        times = time_counts(decode_json(body))
-    patched = _patch(body, shifts, facts, *times) if b"\\u" not in body else None
-    return patched if patched is not None else _reencode(body, shifts, facts)
+        found, total = time_counts(decode_json(body))
+        times = (sum(found), total)
+    patched = None
+    if not (b"\\u" in body if escaped is None else escaped):
+        uniform = shift if isinstance(shift, int) else 0
+        patched = _patch(body, uniform, shifts, counts, facts, times)
+    if patched is not None:
+        return patched
+    if shifts is None:
+        assert isinstance(shift, int)
+        ordered = [shift] * len(time_counts(decode_json(body))[0])
+    else:
+        ordered = list(shifts)
+    return _reencode(body, ordered, facts)
+
+
+def _fact_insertions(
+    body: bytes, facts: Sequence[Sequence[Fact]]
+) -> list[tuple[int, bytes]] | None:
+    """Where each resource's facts go (the front of its attributes), and their JSON."""
+    resources = []
+    pos = body.find(b'"resource"')
+    while pos >= 0:  # find the literal, then match there: faster than a search from '"'
+        m = _RESOURCE_ATTRIBUTES.match(body, pos)
+        if m is not None:
+            resources.append(m)
+        pos = body.find(b'"resource"', pos + 10)
+    if len(resources) != len(facts):
+        return None
+    return [
+        (m.start(1), _kv_json(resource_facts) + (b"" if m.group(1) else b","))
+        for resource_facts, m in zip(facts, resources, strict=True)
+        if resource_facts
+    ]
+
+
+def _insert_facts(body: bytes, facts: Sequence[Sequence[Fact]]) -> bytes | None:
+    if not any(facts):
+        return body
+    insertions = _fact_insertions(body, facts)
+    if insertions is None:
+        return None
+    out = []
+    pos = 0
+    for at, text in insertions:
+        out.append(body[pos:at])
+        out.append(text)
+        pos = at
+    out.append(body[pos:])
+    return b"".join(out)
 
 
 def _patch(
-    body: bytes, shifts: Sequence[int], facts: Sequence[Sequence[Fact]],
-    counts: Sequence[int], total: int,
-) -> bytes | None:
-    matches = [(m, int(m.group(1))) for m in _TIME.finditer(body)]
-    matches = [(m, value) for m, value in matches if value]
-    if len(matches) != sum(counts) or sum(value for _, value in matches) != total:
-        return None  # a time field under another spelling, or one outside the model
-    edits: list[tuple[int, int, bytes]] = []
-    index = 0
-    for ordinal, count in enumerate(counts):
-        shift = shifts[ordinal]
-        if shift:
-            for m, value in matches[index : index + count]:
-                start, end = m.span(1)
-                edits.append((start, end, b"%d" % max(value + shift, 0)))
-        index += count
-    resources = list(_RESOURCE_ATTRIBUTES.finditer(body))
-    if any(facts) and len(resources) != len(facts):
+    body: bytes, shift: int, shifts: Sequence[int] | None, counts: Sequence[int] | None,
+    facts: Sequence[Sequence[Fact]], times: tuple[int, int],
+) -> bytes | bytearray | None:
+    if shifts is None and len(body) > IN_PLACE_ABOVE:
+        in_place = _patch_in_place(body, shift, facts, times)
+        if in_place is not None:
+            return in_place
+    with_facts = _insert_facts(body, facts)
+    if with_facts is None:
         return None
-    for resource_facts, m in zip(facts, resources, strict=False):
-        if resource_facts:
-            inserted = _kv_json(resource_facts) + (b"" if m.group(1) else b",")
-            edits.append((m.start(1), m.start(1), inserted))
-    edits.sort(key=lambda e: e[0])
-    out = []
-    pos = 0
-    for start, end, text in edits:
-        out.append(body[pos:start])
-        out.append(text)
-        pos = end
-    out.append(body[pos:])
-    return b"".join(out)
+    parts = _TIME.split(with_facts)  # text, key, digits, text, key, digits, ..., text
+    digits = parts[2::3]
+    values = list(map(int, digits))
+    if len(values) - values.count(0) != times[0] or sum(values) != times[1]:
+        return None  # a time field under another spelling, or one outside the model
+    if shifts is None:
+        parts[2::3] = [
+            b"%d" % (v + shift if v + shift > 0 else 0) if v else d
+            for v, d in zip(values, digits, strict=True)
+        ]
+        return b"".join(parts)
+    assert counts is not None
+    per_time: list[int] = []
+    for span_shift, count in zip(shifts, counts, strict=True):
+        per_time.extend([span_shift] * count)
+    nonzero = iter(per_time)
+    patched = []
+    for v, d in zip(values, digits, strict=True):
+        if v:
+            s = next(nonzero)
+            patched.append(b"%d" % (v + s if v + s > 0 else 0) if s else d)
+        else:
+            patched.append(d)
+    parts[2::3] = patched
+    return b"".join(parts)
+
+
+def _patch_in_place(
+    body: bytes, shift: int, facts: Sequence[Sequence[Fact]], times: tuple[int, int]
+) -> bytearray | None:
+    """One shift for every time, digits rewritten in one copy of the body (no pieces held):
+    for large bodies, whose peak memory matters more than the last millisecond."""
+    insertions = _fact_insertions(body, facts) if any(facts) else []
+    if insertions is None:
+        return None
+    out = bytearray(body)
+    count = total = 0
+    for m in _TIME.finditer(body):
+        start, end = m.span(2)
+        value = int(body[start:end])
+        if not value:
+            continue
+        count += 1
+        total += value
+        new = b"%d" % (value + shift if value + shift > 0 else 0)
+        if len(new) != end - start:
+            return None  # a time crossed a power of ten: the caller splits instead
+        out[start:end] = new
+    if (count, total) != tuple(times):
+        return None
+    for at, text in reversed(insertions):  # from the end: earlier positions stay valid
+        out[at:at] = text
+    return out
 
 
 def _reencode(body: bytes, shifts: Sequence[int], facts: Sequence[Sequence[Fact]]) -> bytes:
