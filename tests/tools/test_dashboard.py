@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import support
-from test_read_api import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION, seeded_table_of
+from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION, seeded_table_of
 
 from skewgate.aws.read import ReadApp
 from skewgate.aws.store import Store
