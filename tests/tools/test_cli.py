@@ -1,7 +1,8 @@
 """The ``skewgate`` CLI against DynamoDB Local: every command, --json equal to the read routes,
 empty results, unknown ids, bad usage, plots.
 
-Shares the seeded table of ``test_read_api`` (browsers with known clock errors on 2026-01-01).
+Uses the seeded table of ``conftest.py``: browsers with known clock errors on 2026-01-01 and
+the views' hard cases on 2026-01-05.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION, seeded_table_of
+from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION
 from views_data import (
     DEEP_NAMES,
     LONG_SESSION,
@@ -24,10 +24,8 @@ from views_data import (
     STRESS_DAY,
     UUID_SESSION,
     deep_trace_id,
-    seed_stress,
 )
 
-from skewgate.aws.ingest import IngestApp
 from skewgate.aws.read import (
     ReadApp,
     SessionsDocument,
@@ -35,21 +33,12 @@ from skewgate.aws.read import (
     StatsDocument,
     TraceDocument,
 )
-from skewgate.aws.settings import IngestSettings
 from skewgate.aws.store import Store
 from skewgate_tools.cli import main
 from skewgate_tools.cli_format import fmt_ns_time
 from skewgate_tools.local.dynamodb import free_port
 from skewgate_tools.local.server import build_event
 from skewgate_tools.plot import plot_skew
-
-
-@pytest.fixture(scope="module")
-def seeded_table(ddb_client: Any, template_path: Path) -> Iterator[str]:
-    for name in seeded_table_of(ddb_client, template_path):
-        settings = IngestSettings.from_env({"TABLE_NAME": name})
-        seed_stress(IngestApp(settings, Store(ddb_client, name)))  # on a day of its own
-        yield name
 
 
 @pytest.fixture(autouse=True)
@@ -309,7 +298,7 @@ def test_console_script_help() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["skewgate_tools.cli_format", "skewgate_tools.demo"],
+    ["skewgate_tools.cli_format", "skewgate_tools.demo", "skewgate_tools.plot"],
 )
 def test_docstring_examples(name: str) -> None:
     import doctest

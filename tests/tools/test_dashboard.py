@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import support
-from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION, seeded_table_of
+from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION
 
 from skewgate.aws.read import ReadApp
 from skewgate.aws.store import Store
@@ -29,11 +29,6 @@ from skewgate_tools.dashboard import make_server
 from skewgate_tools.local.server import build_event
 
 CHROMIUM, LAUNCH_FLAGS = support.CHROMIUM, support.CHROMIUM_FLAGS
-
-
-@pytest.fixture(scope="module")
-def seeded_table(ddb_client: Any, template_path: Path) -> Iterator[str]:
-    yield from seeded_table_of(ddb_client, template_path)
 
 
 @pytest.fixture(scope="module")
