@@ -11,6 +11,7 @@ the test. Missing Chromium or playwright skips locally and fails under CI (``CI`
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -370,10 +371,10 @@ def test_day_picker_and_refresh(view: View, ddb_client: Any, seeded_table: str) 
                              start_ms=REFRESH_START, count=2)
     assert ingest.handle(events[0])["statusCode"] == 200
     time.sleep(1.5)  # the ByDay index is eventually consistent
-    before = page.inner_text("#updated")
     page.click("#refresh")
     page.wait_for_selector("#sessions tbody tr[data-session='demo-late-800ms']")
-    assert page.inner_text("#updated") != before or before.startswith("updated")
+    assert re.fullmatch(r"updated \d{2}:\d{2}:\d{2} UTC", page.inner_text("#updated"))
+    assert f"day={REFRESH_DAY}" in page.url  # the day stays picked
     page.click("#sessions tbody tr[data-session='demo-late-800ms']")
     page.wait_for_selector("#samples tbody tr")
     assert page.locator("#samples tbody tr").count() == 1

@@ -362,6 +362,8 @@ def _html(document: dict[str, Any], svg: str) -> str:
             f"<td>{html.escape(s['method'])}</td><td>{'yes' if s['applied'] else 'no'}</td>"
             f"<td>{'jump' if s['jump'] else ''}</td><td>{s['span_count']}</td>"
             f"<td>{html.escape(', '.join(s['flags']))}</td>"
+            f"<td class=\"ids\">{'<br>'.join(html.escape(t) for t in s['trace_ids'])}"
+            f"{f'<br>+{n} more' if (n := s.get('more_traces', 0)) else ''}</td>"
             "</tr>"
         )
     sid = html.escape(document["session_id"])
@@ -373,12 +375,13 @@ body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
 table {{ border-collapse: collapse; margin-top: 16px; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: 3px 10px; text-align: right; }}
 th {{ background: #f4f4f4; }} svg {{ max-width: 100%; height: auto; }}
+td.ids {{ font-family: ui-monospace, monospace; font-size: 12px; text-align: left; }}
 </style></head>
 <body>
 <h1>Clock offset of session {sid}</h1>
 {svg}
 <table><thead><tr><th>#</th><th>received (UTC)</th><th>θ</th><th>interval</th><th>method</th>
-<th>corrected</th><th>jump</th><th>spans</th><th>flags</th></tr></thead>
+<th>corrected</th><th>jump</th><th>spans</th><th>flags</th><th>traces</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
