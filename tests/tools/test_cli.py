@@ -19,6 +19,7 @@ import pytest
 from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION
 from views_data import (
     DEEP_NAMES,
+    LATE_NAME,
     LONG_SESSION,
     MANY_TRACES,
     STRESS_DAY,
@@ -380,15 +381,17 @@ def test_trace_fits_80_columns(
     out = narrow(capsys, monkeypatch, "--table", seeded_table, "trace", trace)
     document = json.loads(run(capsys, "--table", seeded_table, "trace", trace, "--json")[1])
     words = " ".join(out.split())
-    assert f"{len(DEEP_NAMES)} spans" in out
+    assert f"{len(DEEP_NAMES) + 1} spans" in out
     assert "θ = -760 ms in [-10.74 s, -740 ms] (send_time), spans shifted by -760 ms" in words
+    assert "(send_time), spans left alone" in words  # the later batch, causality alone
+    assert "0 (left)" in out
     for span in document["spans"]:
         assert fmt_ns_time(span["raw_start_time_unix_nano"]) in out
         assert fmt_ns_time(span["start_time_unix_nano"]) in out
     header = next(line for line in out.splitlines() if line.startswith("span "))
     width = header.index("raw start")  # the names' column, up to the next one
     names = "".join(line[:width].strip() for line in out.split("─\n", 1)[1].splitlines())
-    for name in DEEP_NAMES:  # wrapped at spaces or folded, never cut
+    for name in [*DEEP_NAMES, LATE_NAME]:  # wrapped at spaces or folded, never cut
         assert name.replace(" ", "") in names.replace(" ", "")
     behind = first_trace(capsys, seeded_table, "demo-behind-2d")
     out = narrow(capsys, monkeypatch, "--table", seeded_table, "trace", behind)

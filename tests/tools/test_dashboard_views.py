@@ -24,6 +24,7 @@ import support
 from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION
 from views_data import (
     DEEP_NAMES,
+    LATE_NAME,
     LONG_SESSION,
     MANY_TRACES,
     STRESS_DAY,
@@ -330,10 +331,20 @@ def test_hard_cases_fit(view: View) -> None:
     assert "inconsistent_send_time" in flags and "implausible_sync" in flags
     assert page.locator("#samples tbody tr").last.locator("a.trace-link").count() == MANY_TRACES
     names = view.texts("#waterfall .wf-name")
-    assert names == DEEP_NAMES  # whole, wrapped
+    assert names == [*DEEP_NAMES, LATE_NAME]  # whole, wrapped; the beacon after the subtree
     indents = [page.locator("#waterfall .wf-name").nth(i).evaluate(
-        "e => parseFloat(getComputedStyle(e).paddingLeft)") for i in range(len(DEEP_NAMES))]
-    assert indents == sorted(indents) and len(set(indents)) == len(DEEP_NAMES)
+        "e => parseFloat(getComputedStyle(e).paddingLeft)") for i in range(len(names))]
+    deep = indents[:len(DEEP_NAMES)]
+    assert deep == sorted(deep) and len(set(deep)) == len(DEEP_NAMES)
+    assert indents[-1] == indents[1]  # a child of the root, like the first fetch
+    # Two batches: one shifted, one left alone (causality cannot prove 800 ms).
+    assert "shifted per batch: -760 ms, 0 ms" in page.inner_text("#trace-summary")
+    batches = view.texts("#trace-batches li")
+    assert len(batches) == 2
+    assert batches[0].endswith("spans shifted by -760 ms")
+    assert batches[1].endswith("spans left alone")
+    assert page.locator("#waterfall .wf-bar.corrected:not(.shifted)").count() == 1
+    assert page.locator("#waterfall .wf-receipt").count() == 2
     view.fits("hard-trace")
 
     view.open(f"day={STRESS_DAY}&session={LONG_SESSION}")

@@ -32,6 +32,8 @@ DEEP_NAMES = [
     "long task (main thread blocked)",
 ]
 MANY_TRACES = 5
+#: The span a later, uncorrected batch of the same session adds to the deep trace.
+LATE_NAME = "beacon /checkout (sent on unload)"
 
 
 def _hex(seed: str, n: int) -> str:
@@ -88,6 +90,13 @@ def stress_events() -> list[dict[str, Any]]:
             spans.append(_span(trace, _hex(f"stress/{i}/0", 16), None, "page-load",
                                client_end - 300, client_end))
         events.append(_event(UUID_SESSION, spans, recv, headers))
+        if i == DEEP_BATCH:
+            # 10 s later, no headers: causality alone cannot prove 800 ms, so no shift.
+            late = recv + 10_000
+            root = _hex(f"stress/{i}/deep/0", 16)
+            beacon = _span(deep_trace_id(), _hex(f"stress/{i}/late", 16), root, LATE_NAME,
+                           late - 2_000 + AHEAD_MS, late - 1_500 + AHEAD_MS)
+            events.append(_event(UUID_SESSION, [beacon], late, {}))
     recv = STRESS_START + 300_000
     spans = [_span(_hex("stress/long", 32), _hex("stress/long/0", 16), None, "page-load",
                    recv - 800, recv - 300)]
