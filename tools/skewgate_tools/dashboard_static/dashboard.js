@@ -153,6 +153,7 @@ async function loadSessions(append, limit = PAGE) {
   if (state.minOffset) params.set("min_offset_ms", state.minOffset);
   if (append && state.cursor) params.set("cursor", state.cursor);
   const doc = await getJson(`/v1/sessions?${params}`);
+  if (doc.day !== state.day) return; // a later pick of the day won the race
   const body = $("#sessions tbody");
   if (!append) body.replaceChildren();
   const withDate = doc.sessions.some((s) =>
@@ -201,6 +202,7 @@ function sessionRow(s, withDate) {
 
 async function loadStats() {
   const doc = await getJson(`/v1/stats?day=${encodeURIComponent(state.day)}`);
+  if (doc.day !== state.day) return;
   const box = $("#stats");
   box.replaceChildren();
   if (!doc.sessions.total) return;
