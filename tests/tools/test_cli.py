@@ -1,7 +1,8 @@
 """The ``skewgate`` CLI against DynamoDB Local: every command, --json equal to the read routes,
 empty results, unknown ids, bad usage, plots.
 
-Shares the seeded table of ``test_read_api`` (browsers with known clock errors on 2026-01-01).
+Uses the seeded table of ``conftest.py``: browsers with known clock errors on 2026-01-01 and
+the views' hard cases on 2026-01-05.
 """
 
 from __future__ import annotations
@@ -10,13 +11,21 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION, seeded_table_of
+from scenarios import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION
+from views_data import (
+    DEEP_NAMES,
+    LATE_NAME,
+    LONG_SESSION,
+    MANY_TRACES,
+    STRESS_DAY,
+    UUID_SESSION,
+    deep_trace_id,
+)
 
 from skewgate.aws.read import (
     ReadApp,
@@ -27,14 +36,10 @@ from skewgate.aws.read import (
 )
 from skewgate.aws.store import Store
 from skewgate_tools.cli import main
+from skewgate_tools.cli_format import fmt_ns_time
 from skewgate_tools.local.dynamodb import free_port
 from skewgate_tools.local.server import build_event
 from skewgate_tools.plot import plot_skew
-
-
-@pytest.fixture(scope="module")
-def seeded_table(ddb_client: Any, template_path: Path) -> Iterator[str]:
-    yield from seeded_table_of(ddb_client, template_path)
 
 
 @pytest.fixture(autouse=True)
@@ -139,8 +144,8 @@ def test_sessions_filter_and_cursor(capsys: pytest.CaptureFixture[str], seeded_t
     code, rest, _ = run(capsys, "--table", seeded_table, "sessions", "--day", D1, "--cursor",
                         cursor)
     assert code == 0
-    first = {line.split()[1] for line in out.splitlines() if "│ demo-" in line}
-    second = {line.split()[1] for line in rest.splitlines() if "│ demo-" in line}
+    first = {line.split()[0] for line in out.splitlines() if line.startswith("demo-")}
+    second = {line.split()[0] for line in rest.splitlines() if line.startswith("demo-")}
     assert len(first) == 4 and len(second) == 2 and not first & second
 
 
@@ -189,8 +194,8 @@ def test_trace_table(capsys: pytest.CaptureFixture[str], seeded_table: str) -> N
     for row in rows:
         # Raw times two days before the corrected ones, moved by θ ≈ +2 d.
         assert "12-30 08:59" in row and "01-01 08:59" in row and row.count("+2.00 d") == 2
-    assert rows[0].split("│")[1].strip() == "page-load"
-    assert rows[1].split("│")[1].startswith("   fetch")  # children indented under the root
+    assert rows[0].startswith("page-load ")
+    assert rows[1].startswith("  fetch /api/")  # children indented under the root
 
 
 def test_stats_table(capsys: pytest.CaptureFixture[str], seeded_table: str) -> None:
@@ -199,8 +204,8 @@ def test_stats_table(capsys: pytest.CaptureFixture[str], seeded_table: str) -> N
     assert f"Sessions on {D1} (UTC) proven skewed beyond" in out
     assert f"Batches on {D1} (UTC) proven skewed beyond" in out
     assert "> 100 ms" in out and "> 1 h" in out
-    batches_all = [line for line in out.splitlines() if "│ all" in line][1]
-    assert re.search(rf"│ all\s+│\s+{5 * PER_SESSION + 3} │", batches_all), batches_all
+    batches_all = [line for line in out.splitlines() if line.startswith("all ")][1]
+    assert re.match(rf"all\s+{5 * PER_SESSION + 3}\s", batches_all), batches_all
     assert "jumps: 1" in out
 
 
@@ -294,7 +299,7 @@ def test_console_script_help() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["skewgate_tools.cli_format", "skewgate_tools.demo"],
+    ["skewgate_tools.cli_format", "skewgate_tools.demo", "skewgate_tools.plot"],
 )
 def test_docstring_examples(name: str) -> None:
     import doctest
@@ -302,3 +307,111 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- an 80-column terminal -----------------------------------------------------------------
+
+
+def narrow(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str
+           ) -> str:
+    """The output at COLUMNS=80; fails if any line is wider."""
+    from rich.cells import cell_len
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    wide = [line for line in out.splitlines() if cell_len(line) > 80]
+    assert not wide, "\n".join(wide)
+    return out
+
+
+def first_column(out: str) -> str:
+    """The first column's text, folded lines joined: where a folded id is read back whole."""
+    body = out.split("─\n", 1)[1]
+    return "".join(line.split("  ", 1)[0] for line in body.splitlines()
+                   if line and not line.startswith(" "))
+
+
+@pytest.mark.parametrize("day", [D1, D2, STRESS_DAY])
+def test_sessions_fit_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeded_table: str,
+    day: str,
+) -> None:
+    out = narrow(capsys, monkeypatch, "--table", seeded_table, "sessions", "--day", day)
+    document = json.loads(run(capsys, "--table", seeded_table, "sessions", "--day", day,
+                              "--json")[1])
+    ids = first_column(out)
+    for s in document["sessions"]:
+        assert s["session_id"] in ids  # folded over lines, never cut
+        assert f"{s['corrected_batches']}/{s['batches']}" in out
+        assert s["method"] in out
+    if day == D1:
+        row = next(line for line in out.splitlines() if line.startswith("demo-behind-2d"))
+        assert "2.00 d" in row and "+2.00 d" in row and "09:03:30" in row
+        assert "…" not in out
+
+
+def test_skew_fits_80_columns_with_every_trace_and_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeded_table: str,
+) -> None:
+    for session in (UUID_SESSION, "demo-jump-3h", ACROSS.session_id):
+        out = narrow(capsys, monkeypatch, "--table", seeded_table, "skew", session)
+        document = json.loads(run(capsys, "--table", seeded_table, "skew", session, "--json")[1])
+        lines = out.splitlines()
+        for s in document["samples"]:
+            for trace in s["trace_ids"]:
+                assert any(trace in line for line in lines), trace  # whole, to paste
+            for flag in s["flags"]:
+                assert any(flag in line for line in lines), flag
+        assert "…" not in out
+    out = narrow(capsys, monkeypatch, "--table", seeded_table, "skew", UUID_SESSION)
+    assert "inconsistent_send_time" in out and "implausible_sync" in out
+    assert sum(len(line.split()) == 1 and len(line.strip()) == 32 for line in out.splitlines()
+               ) == MANY_TRACES - 1  # the batch's further traces, one per line
+    out = narrow(capsys, monkeypatch, "--table", seeded_table, "skew", ACROSS.session_id)
+    assert "23:58:30.000" in out and "00:00:00.000" in out and "01-02" in out
+    out = narrow(capsys, monkeypatch, "--table", seeded_table, "skew", "demo-jump-3h")
+    assert "+3.00 h" in out and "jump" in out
+
+
+def test_trace_fits_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeded_table: str,
+) -> None:
+    trace = deep_trace_id()
+    out = narrow(capsys, monkeypatch, "--table", seeded_table, "trace", trace)
+    document = json.loads(run(capsys, "--table", seeded_table, "trace", trace, "--json")[1])
+    words = " ".join(out.split())
+    assert f"{len(DEEP_NAMES) + 1} spans" in out
+    assert "θ = -760 ms in [-10.74 s, -740 ms] (send_time), spans shifted by -760 ms" in words
+    assert "(send_time), spans left alone" in words  # the later batch, causality alone
+    assert "0 (left)" in out
+    for span in document["spans"]:
+        assert fmt_ns_time(span["raw_start_time_unix_nano"]) in out
+        assert fmt_ns_time(span["start_time_unix_nano"]) in out
+    header = next(line for line in out.splitlines() if line.startswith("span "))
+    width = header.index("raw start")  # the names' column, up to the next one
+    names = "".join(line[:width].strip() for line in out.split("─\n", 1)[1].splitlines())
+    for name in [*DEEP_NAMES, LATE_NAME]:  # wrapped at spaces or folded, never cut
+        assert name.replace(" ", "") in names.replace(" ", "")
+    behind = first_trace(capsys, seeded_table, "demo-behind-2d")
+    out = narrow(capsys, monkeypatch, "--table", seeded_table, "trace", behind)
+    assert "12-30" in out and "01-01" in out and "+2.00 d" in out
+
+
+def test_stats_fit_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeded_table: str,
+) -> None:
+    out = narrow(capsys, monkeypatch, "--table", seeded_table, "stats", "--day", D1)
+    assert "> 1 h" in out and "corrected batches: " in out
+
+
+def test_counts_are_singular_for_one(
+    capsys: pytest.CaptureFixture[str], seeded_table: str
+) -> None:
+    code, out, _ = run(capsys, "--table", seeded_table, "skew", LONG_SESSION)
+    assert code == 0 and f"Skew of session {LONG_SESSION}: 1 sample in receipt order" in out
+    trace = first_trace(capsys, seeded_table, LONG_SESSION)
+    code, out, _ = run(capsys, "--table", seeded_table, "trace", trace)
+    assert code == 0 and f"Trace {trace}: 1 span," in out
+    code, out, _ = run(capsys, "--table", seeded_table, "sessions", "--day", D2)
+    assert code == 0 and "most skewed first: 1 session\n" in out

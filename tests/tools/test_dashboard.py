@@ -1,49 +1,25 @@
-"""``skewgate dashboard``: the local page over DynamoDB Local, its API, and headless Chromium.
-
-The browser test drives Debian's /usr/bin/chromium through Python playwright (no `playwright
-install`): load the page for a day, pick a session, check the timeline SVG and take a
-screenshot; any console error fails it. Missing Chromium or playwright skips it locally and
-fails it under CI (``CI`` set), where .ci/run installs them.
+"""``skewgate dashboard``: the local server over DynamoDB Local — its read API, its files, its
+Host check, and the CLI that starts it. The page itself is tested in Chromium by
+``test_dashboard_views.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import support
-from test_read_api import ACROSS, D1, D2, EMPTY_DAY, PER_SESSION, seeded_table_of
+from scenarios import ACROSS, D1, D2, EMPTY_DAY
 
 from skewgate.aws.read import ReadApp
 from skewgate.aws.store import Store
-from skewgate_tools.dashboard import make_server
 from skewgate_tools.local.server import build_event
 
 CHROMIUM, LAUNCH_FLAGS = support.CHROMIUM, support.CHROMIUM_FLAGS
-
-
-@pytest.fixture(scope="module")
-def seeded_table(ddb_client: Any, template_path: Path) -> Iterator[str]:
-    yield from seeded_table_of(ddb_client, template_path)
-
-
-@pytest.fixture(scope="module")
-def dashboard(ddb_client: Any, seeded_table: str) -> Iterator[str]:
-    server = make_server(Store(ddb_client, seeded_table), port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def fetch(url: str, *, method: str = "GET", headers: dict[str, str] | None = None
@@ -73,9 +49,11 @@ def test_api_is_the_read_api(dashboard: str, ddb_client: Any, seeded_table: str)
 def test_page_and_assets(dashboard: str) -> None:
     status, headers, body = fetch(dashboard + "/")
     assert status == 200 and headers["content-type"].startswith("text/html")
-    assert b'<script src="/static/dashboard.js"' in body
+    assert b'<script type="module" src="/static/dashboard.js"' in body
     assert "script-src 'self'" in headers["content-security-policy"]
-    for name, kind in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+    for name, kind in (("dashboard.js", "text/javascript"), ("format.js", "text/javascript"),
+                       ("timeline.js", "text/javascript"), ("waterfall.js", "text/javascript"),
+                       ("dashboard.css", "text/css")):
         status, headers, _ = fetch(f"{dashboard}/static/{name}")
         assert status == 200 and headers["content-type"].startswith(kind)
     assert fetch(dashboard + "/favicon.ico")[0] == 204
@@ -95,82 +73,6 @@ def test_foreign_host_header_is_refused(dashboard: str) -> None:
     status, _, _ = fetch(dashboard + "/v1/sessions", headers={"Host": f"evil.example:{port}"})
     assert status == 403
     assert fetch(dashboard + "/", headers={"Host": f"localhost:{port}"})[0] == 200
-
-
-def _chromium_or_skip() -> Any:
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "python playwright is not installed"
-    if reason is None and not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        reason = f"no Chromium at {CHROMIUM}"
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (.ci/run installs it)")
-        pytest.skip(reason)
-    return sync_playwright
-
-
-def test_browser_shows_a_session_timeline(dashboard: str, tmp_path: Path) -> None:
-    sync_playwright = _chromium_or_skip()
-    from playwright.sync_api import expect
-
-    errors: list[str] = []
-    screenshot = tmp_path / "dashboard.png"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tempfile.mkdtemp(prefix="skewgate-chromium-", dir=tmp_path),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=LAUNCH_FLAGS,
-            viewport={"width": 1400, "height": 950},
-        )
-        try:
-            page = context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{dashboard}/#day={D1}")
-            page.wait_for_selector("#sessions tbody tr")
-            rows = page.locator("#sessions tbody tr")
-            assert rows.count() == 6
-            assert rows.first.get_attribute("data-session") == "demo-behind-2d"
-            assert "6 sessions" in page.inner_text("#stats")
-
-            page.click("#sessions tbody tr[data-session='demo-jump-3h']")
-            page.wait_for_selector("#timeline svg circle.point")
-            assert page.inner_text("#detail-title") == "Clock offset of session demo-jump-3h"
-            timeline = page.locator("#timeline svg")
-            assert timeline.locator("circle.point").count() == PER_SESSION
-            assert timeline.locator("circle.point.corrected").count() >= PER_SESSION - 1
-            assert timeline.locator("line.jump-line").count() == 1
-            assert timeline.locator("polygon.band").count() == 2  # one band per clock segment
-            assert page.locator("#samples tbody tr").count() == PER_SESSION
-            box = timeline.bounding_box()
-            assert box is not None and box["width"] > 500 and box["height"] > 250
-            labels = timeline.locator(".axis text").all_text_contents()
-            assert "+1 h" in labels and "-1 s" in labels  # symlog with human ticks
-            assert "#day=2026-01-01&session=demo-jump-3h" in page.url
-            page.screenshot(path=str(screenshot), full_page=True)
-
-            # A session across midnight, found on the next day; then an empty day.
-            page.fill("#day", D2)
-            page.click("#filters button")
-            page.wait_for_selector(f"#sessions tbody tr[data-session='{ACROSS.session_id}']")
-            page.click(f"#sessions tbody tr[data-session='{ACROSS.session_id}']")
-            expect(page.locator("#timeline circle.point")).to_have_count(6)
-            expect(page.locator("#detail-title")).to_contain_text(ACROSS.session_id)
-            page.fill("#day", EMPTY_DAY)
-            page.click("#filters button")
-            page.wait_for_selector("#empty:not([hidden])")
-            assert page.inner_text("#empty") == f"No sessions on {EMPTY_DAY}."
-        finally:
-            context.close()
-    assert screenshot.stat().st_size > 30_000
-    keep = os.environ.get("SKEWGATE_SCREENSHOT_DIR")
-    if keep:
-        shutil.copy(screenshot, Path(keep) / screenshot.name)
-    assert errors == [], errors
 
 
 def test_cli_starts_the_dashboard(seeded_table: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,7 +32,7 @@ import msgspec
 from skewgate.aws.client import MissingAwsConfig, aws_client, is_loopback
 from skewgate.aws.store import StorageUnavailable, Store
 from skewgate.clock.interval import SKEW_THRESHOLDS, proven_abs_offset_ms
-from skewgate_tools.cli_format import fmt_interval, fmt_ms, fmt_ns_time, fmt_time
+from skewgate_tools.cli_format import count, fmt_interval, fmt_ms, fmt_ns_time, fmt_time
 
 __all__ = ["main", "make_store"]
 
@@ -89,25 +89,63 @@ def _print_json(document: Any) -> None:
     sys.stdout.write(encode_document(document).decode() + "\n")
 
 
-# Columns whose text must survive a narrow terminal whole (ids to copy, times): folded over
-# lines, never cut with an ellipsis.
-_WHOLE = {"session", "traces", "received (UTC)", "last batch", "span"}
+# A column: (header, justify, how its text may break). "fixed": never (numbers, times, methods:
+# cut neither nor wrap, the layout makes room); "fold": anywhere (ids, kept whole over lines);
+# "wrap": at spaces (intervals, flags, names).
+Column = tuple[str, str, str]
 
 
-def _table(title: str, columns: list[tuple[str, str]], caption: str | None = None) -> Any:
+def _table(columns: list[Column]) -> Any:
+    """A borderless table: a header rule and two spaces between columns, so that eight or nine
+    columns fit an 80-column terminal (a box costs three characters per column)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left",
-                  header_style="bold")
-    for name, justify in columns:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False,
+                  collapse_padding=True, header_style="bold")
+    for name, justify, kind in columns:
+        # Even a "fixed" column folds rather than lose characters if the terminal is too narrow.
         table.add_column(name, justify=justify,  # type: ignore[arg-type]
-                         overflow="fold" if name in _WHOLE or "start" in name
-                         or "end" in name else "ellipsis")
+                         no_wrap=kind == "fixed", overflow="fold")
     return table
+
+
+def _fits(console: Any, table: Any) -> bool:
+    """Whether ``table`` prints at its natural width (nothing wrapped) on ``console``."""
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options.update(max_width=10_000), table)
+    return bool(natural.maximum <= console.width)
+
+
+def _first_fitting(console: Any, layouts: list[Callable[[], Any]]) -> tuple[int, Any]:
+    """The first layout (widest first) that fits the console, else the last one."""
+    for i, layout in enumerate(layouts):
+        table = layout()
+        if _fits(console, table) or i == len(layouts) - 1:
+            return i, table
+    raise AssertionError("no layouts")  # pragma: no cover
+
+
+def _print(console: Any, title: str, table: Any, caption: str | None = None) -> None:
+    """Title and caption as paragraphs at the console's width, not squeezed to the table's."""
+    console.print(title)
+    console.print(table)
+    if caption:
+        console.print(caption)
+
+
+def _two_lines(interval: str) -> str:
+    """``[-10.73 s, -746 ms]`` over two lines, broken between the bounds, never inside one."""
+    return interval.replace(", ", ",\n", 1).replace(" ± ", " ±\n", 1)
 
 
 def _yes(flag: bool) -> str:
     return "[bold red]yes[/]" if flag else "no"
+
+
+def _flags(flags: list[str], sep: str) -> str:
+    return sep.join("[bold magenta]jump[/]" if f == "jump" else f for f in flags)
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -130,22 +168,51 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             if args.min_offset_ms else ""
         console.print(f"no sessions on {doc.day}{where}")
         return 0
-    table = _table(
-        f"Sessions on {doc.day} (UTC), most skewed first",
-        [("session", "left"), ("day max proven |θ|", "right"), ("latest θ", "right"),
-         ("interval", "left"), ("latest proven |θ|", "right"), ("method", "left"),
-         ("corrected", "right"), ("jumps", "right"), ("last batch", "left")],
-        caption=f"{_THETA}. proven |θ|: distance of the interval from 0.",
-    )
-    for s in doc.sessions:
-        table.add_row(
-            s.session_id, fmt_ms(s.max_proven_abs_offset_ms, signed=False), fmt_ms(s.offset_ms),
-            fmt_interval(s.lower_ms, s.upper_ms),
-            fmt_ms(proven_abs_offset_ms(s.lower_ms, s.upper_ms), signed=False), s.method,
-            f"{s.corrected_batches}/{s.batches}", str(s.jumps) if s.jumps else "",
-            fmt_time(s.last_received_at_ms, with_date=False),
-        )
-    console.print(table)
+    title = f"Sessions on {doc.day} (UTC), most skewed first: {count(len(doc.sessions), 'session')}"
+
+    def wide() -> Any:
+        table = _table([
+            ("session", "left", "fold"), ("day max proven |θ|", "right", "fixed"),
+            ("latest θ", "right", "fixed"), ("interval", "left", "fixed"),
+            ("latest proven |θ|", "right", "fixed"), ("method", "left", "fixed"),
+            ("corrected", "right", "fixed"), ("jumps", "right", "fixed"),
+            ("last batch", "left", "fixed"),
+        ])
+        for s in doc.sessions:
+            table.add_row(
+                s.session_id, fmt_ms(s.max_proven_abs_offset_ms, signed=False),
+                fmt_ms(s.offset_ms), fmt_interval(s.lower_ms, s.upper_ms),
+                fmt_ms(proven_abs_offset_ms(s.lower_ms, s.upper_ms), signed=False), s.method,
+                f"{s.corrected_batches}/{s.batches}", str(s.jumps) if s.jumps else "",
+                fmt_time(s.last_received_at_ms, with_date=False),
+            )
+        return table
+
+    def narrow(two_lines: bool) -> Any:
+        # The latest proven |θ| is the interval's distance from 0 (printed beside it); the
+        # last batch to the second.
+        table = _table([
+            ("session", "left", "fold"), ("max |θ|", "right", "fixed"),
+            ("latest θ", "right", "fixed"), ("interval", "left", "fixed"),
+            ("method", "left", "fixed"), ("fixed", "right", "fixed"),
+            ("jumps", "right", "fixed"), ("last", "left", "fixed"),
+        ])
+        for s in doc.sessions:
+            interval = fmt_interval(s.lower_ms, s.upper_ms)
+            table.add_row(
+                s.session_id, fmt_ms(s.max_proven_abs_offset_ms, signed=False),
+                fmt_ms(s.offset_ms), _two_lines(interval) if two_lines else interval, s.method,
+                f"{s.corrected_batches}/{s.batches}", str(s.jumps) if s.jumps else "",
+                fmt_time(s.last_received_at_ms, with_date=False)[:8],
+            )
+        return table
+
+    choice, table = _first_fitting(console, [wide, lambda: narrow(False), lambda: narrow(True)])
+    caption = f"{_THETA}. proven |θ|: distance of the interval from 0."
+    if choice:
+        caption = (f"{_THETA}. max |θ|: the day's largest proven |θ| (distance of the interval "
+                   "from 0); fixed: corrected/all batches; last: last batch (UTC).")
+    _print(console, title, table, caption)
     if doc.next_cursor:  # plain print: a wrapped cursor could not be pasted back
         print(f"more: skewgate sessions --day {doc.day} --cursor {doc.next_cursor}", flush=True)
     return 0
@@ -172,26 +239,64 @@ def cmd_skew(args: argparse.Namespace) -> int:
         _print_json(document)
         return 0
     doc = document
+    console = _console()
     with_date = len({fmt_time(s.received_at_ms)[:10] for s in doc.samples}) > 1
-    table = _table(
-        f"Skew of session {doc.session_id}: {len(doc.samples)} samples in receipt order",
-        [("#", "right"), ("received (UTC)", "left"), ("θ", "right"), ("interval", "left"),
-         ("±", "right"), ("method", "left"), ("corrected", "left"), ("jump", "left"),
-         ("spans", "right"), ("flags", "left"), ("traces", "left")],
-        caption=_THETA,
-    )
+    title = (f"Skew of session {doc.session_id}: {count(len(doc.samples), 'sample')} "
+             "in receipt order")
+
+    def traces(s: Any, sep: str) -> str:
+        more = f"{sep}+{s.more_traces} more" if s.more_traces else ""
+        return sep.join(s.trace_ids) + more
+
+    def wide() -> Any:
+        table = _table([
+            ("#", "right", "fixed"), ("received (UTC)", "left", "fixed"), ("θ", "right", "fixed"),
+            ("interval", "left", "fixed"), ("±", "right", "fixed"), ("method", "left", "fixed"),
+            ("corrected", "left", "fixed"), ("jump", "left", "fixed"),
+            ("spans", "right", "fixed"), ("flags", "left", "wrap"), ("traces", "left", "fixed"),
+        ])
+        for i, s in enumerate(doc.samples, 1):
+            half = (
+                fmt_ms((s.upper_ms - s.lower_ms) / 2, signed=False)
+                if s.lower_ms is not None and s.upper_ms is not None else "inf"
+            )
+            table.add_row(
+                str(i), fmt_time(s.received_at_ms, with_date=with_date), fmt_ms(s.offset_ms),
+                fmt_interval(s.lower_ms, s.upper_ms), half, s.method, _yes(s.applied),
+                "[bold magenta]jump[/]" if s.jump else "", str(s.span_count),
+                _flags(s.flags, ", "), traces(s, "\n"),
+            )
+        return table
+
+    def narrow(two_lines: bool) -> Any:
+        # Flags and trace ids (32 characters each) go below the table, whole.
+        table = _table([
+            ("#", "right", "fixed"), ("received (UTC)", "left", "fixed"), ("θ", "right", "fixed"),
+            ("interval", "left", "fixed"), ("method", "left", "fixed"),
+            ("fixed", "left", "fixed"), ("jump", "left", "fixed"), ("spans", "right", "fixed"),
+        ])
+        for i, s in enumerate(doc.samples, 1):
+            when = fmt_time(s.received_at_ms, with_date=with_date)
+            if with_date:
+                when = when[5:] if not two_lines else f"{when[5:10]}\n{when[11:]}"
+            interval = fmt_interval(s.lower_ms, s.upper_ms)
+            table.add_row(
+                str(i), when, fmt_ms(s.offset_ms),
+                _two_lines(interval) if two_lines else interval, s.method, _yes(s.applied),
+                "[bold magenta]jump[/]" if s.jump else "", str(s.span_count),
+            )
+        return table
+
+    choice, table = _first_fitting(console, [wide, lambda: narrow(False), lambda: narrow(True)])
+    if choice == 0:
+        _print(console, title, table, _THETA)
+        return 0
+    _print(console, title, table, f"{_THETA}. fixed: the batch's spans were shifted by θ.")
+    listing = _table([("#", "right", "fixed"), ("flags", "left", "wrap"),
+                      ("traces (skewgate trace ID)", "left", "fixed")])
     for i, s in enumerate(doc.samples, 1):
-        half = (
-            fmt_ms((s.upper_ms - s.lower_ms) / 2, signed=False)
-            if s.lower_ms is not None and s.upper_ms is not None else "inf"
-        )
-        table.add_row(
-            str(i), fmt_time(s.received_at_ms, with_date=with_date), fmt_ms(s.offset_ms),
-            fmt_interval(s.lower_ms, s.upper_ms), half, s.method, _yes(s.applied),
-            "[bold magenta]jump[/]" if s.jump else "", str(s.span_count), ", ".join(s.flags),
-            "\n".join(s.trace_ids),
-        )
-    _console().print(table)
+        listing.add_row(str(i), _flags(s.flags, "\n"), traces(s, "\n"))
+    console.print(listing)
     return 0
 
 
@@ -218,6 +323,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         _print_json(document)
         return 0
     doc = document
+    console = _console()
     days = {
         fmt_ns_time(t, with_date=True)[:10]
         for s in doc.spans
@@ -225,30 +331,71 @@ def cmd_trace(args: argparse.Namespace) -> int:
     }
     one_day = len(days) == 1
 
-    def when(ns: int) -> str:
+    def when(ns: str, sep: str = " ") -> str:
         text = fmt_ns_time(ns, with_date=not one_day)
-        return text if one_day else text[5:]  # mm-dd hh:mm:ss.ffffff
+        return text if one_day else f"{text[5:10]}{sep}{text[11:]}"  # mm-dd hh:mm:ss.ffffff
+
+    def shift(s: Any) -> str:
+        return fmt_ms(s.shift_ms) if s.applied else "0 (left)"
 
     sessions = sorted({s.session_id or "(none)" for s in doc.spans})
     services = sorted({s.service or "(unknown)" for s in doc.spans})
     depths = _depths(doc.spans)
-    table = _table(
-        f"Trace {doc.trace_id}: {len(doc.spans)} spans, browser clock (raw) and corrected, UTC"
-        + (f" on {next(iter(days))}" if one_day else "")
-        + f"\nsession {', '.join(sessions)} · service {', '.join(services)}",
-        [("span", "left"), ("raw start", "left"), ("raw end", "left"),
-         ("corrected start", "left"), ("corrected end", "left"), ("shift", "right"),
-         ("θ", "right"), ("method", "left")],
-        caption="shift = corrected - raw: θ where the batch was corrected, else 0. " + _THETA,
+    title = (
+        f"Trace {doc.trace_id}: {count(len(doc.spans), 'span')}, browser clock (raw) and "
+        "corrected, UTC" + (f" on {next(iter(days))}" if one_day else "")
+        + f"\nsession {', '.join(sessions)} · service {', '.join(services)}"
     )
+    caption = "shift = corrected - raw: θ where the batch was corrected, else 0. " + _THETA
+
+    def name(s: Any) -> str:
+        return "  " * depths.get(s.span_id, 0) + s.name
+
+    def wide() -> Any:
+        table = _table([
+            ("span", "left", "wrap"), ("raw start", "left", "fixed"),
+            ("raw end", "left", "fixed"), ("corrected start", "left", "fixed"),
+            ("corrected end", "left", "fixed"), ("shift", "right", "fixed"),
+            ("θ", "right", "fixed"), ("method", "left", "fixed"),
+        ])
+        for s in doc.spans:
+            table.add_row(
+                name(s), when(s.raw_start_time_unix_nano), when(s.raw_end_time_unix_nano),
+                when(s.start_time_unix_nano), when(s.end_time_unix_nano), shift(s),
+                fmt_ms(s.offset_ms), s.method,
+            )
+        return table
+
+    def narrow(two_lines: bool) -> Any:
+        # End = start + duration; θ and method are one per batch: listed above the table.
+        table = _table([
+            ("span", "left", "wrap"), ("raw start", "left", "fixed"),
+            ("corrected start", "left", "fixed"), ("duration", "right", "fixed"),
+            ("shift", "right", "fixed"),
+        ])
+        sep = "\n" if two_lines else " "
+        for s in doc.spans:
+            duration = (int(s.end_time_unix_nano) - int(s.start_time_unix_nano)) / 1e6
+            table.add_row(
+                name(s), when(s.raw_start_time_unix_nano, sep), when(s.start_time_unix_nano, sep),
+                fmt_ms(duration, signed=False), shift(s),
+            )
+        return table
+
+    choice, table = _first_fitting(console, [wide, lambda: narrow(False), lambda: narrow(True)])
+    if choice == 0:
+        _print(console, title, table, caption)
+        return 0
+    batches: dict[tuple[int, str | None], Any] = {}
     for s in doc.spans:
-        table.add_row(
-            "  " * depths.get(s.span_id, 0) + s.name,
-            when(s.raw_start_time_unix_nano), when(s.raw_end_time_unix_nano),
-            when(s.start_time_unix_nano), when(s.end_time_unix_nano),
-            fmt_ms(s.shift_ms) if s.applied else "0 (left)", fmt_ms(s.offset_ms), s.method,
-        )
-    _console().print(table)
+        batches.setdefault((s.received_at_ms, s.session_id), s)
+    lines = [
+        f"batch received {fmt_time(b.received_at_ms)}: θ = {fmt_ms(b.offset_ms)} in "
+        f"{fmt_interval(b.lower_ms, b.upper_ms)} ({b.method}), "
+        + (f"spans shifted by {fmt_ms(b.shift_ms)}" if b.applied else "spans left alone")
+        for b in batches.values()
+    ]
+    _print(console, title + "\n" + "\n".join(lines), table, caption)
     return 0
 
 
@@ -275,23 +422,22 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     for kind in ("sessions", "batches"):
         table = _table(
-            f"{kind.capitalize()} on {doc.day} (UTC) proven skewed beyond",
-            [("method", "left"), (kind, "right")]
-            + [(f"> {fmt_ms(bound, signed=False).replace('.00', '')}", "right")
+            [("method", "left", "fixed"), (kind, "right", "fixed")]
+            + [(f"> {fmt_ms(bound, signed=False).replace('.00', '')}", "right", "wrap")
                for _, bound in SKEW_THRESHOLDS],
-            caption=(
-                "proven: the measured interval lies wholly outside ±threshold (a clock behind"
-                " by less than the assumed upload delay cannot be proven; see docs/design.md)."
-                if kind == "batches" else
-                "a session counts if any of its batches did; by the method of its latest batch."
-            ),
         )
         table.add_row("all", *cells(getattr(doc, kind)), style="bold")
         for method, tallies in doc.by_method.items():
             tally = getattr(tallies, kind)
             if tally.total:
                 table.add_row(method, *cells(tally))
-        console.print(table)
+        _print(
+            console, f"{kind.capitalize()} on {doc.day} (UTC) proven skewed beyond", table,
+            "proven: the measured interval lies wholly outside ±threshold (a clock behind"
+            " by less than the assumed upload delay cannot be proven; see docs/design.md)."
+            if kind == "batches" else
+            "a session counts if any of its batches did; by the method of its latest batch.",
+        )
     console.print(
         f"corrected batches: {doc.corrected_batches}   jumps: {doc.jumps}"
         + (f"   unclassified batches: {doc.unclassified_batches}"

@@ -7,16 +7,23 @@ Example:
     ('-760 ms', '+3.00 h', '+2.00 d', '+0.40 ms')
     >>> fmt_interval(-10_760.0, None)
     '[-10.76 s, +inf]'
+    >>> count(1, "span"), count(3, "span"), count(1, "batch", "es"), count(0, "batch", "es")
+    ('1 span', '3 spans', '1 batch', '0 batches')
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["fmt_interval", "fmt_ms", "fmt_ns_time", "fmt_time", "human_unit"]
+__all__ = ["count", "fmt_interval", "fmt_ms", "fmt_ns_time", "fmt_time", "human_unit"]
 
 #: (name, milliseconds), largest first.
 _UNITS = (("d", 86_400_000.0), ("h", 3_600_000.0), ("min", 60_000.0), ("s", 1_000.0))
+
+
+def count(n: int, one: str, suffix: str = "s") -> str:
+    """``n`` things, singular for exactly one: ``1 span``, ``2 spans``, ``2 batches``."""
+    return f"{n} {one if n == 1 else one + suffix}"
 
 
 def fmt_ms(value: float | None, *, signed: bool = True, none: str = "-") -> str:

@@ -1,7 +1,9 @@
-"""``skewgate dashboard``: a local web page of a day's sessions and their clock timelines.
+"""``skewgate dashboard``: a local web page of a day's sessions, a session's clock timeline and
+a trace's raw ↔ corrected waterfall.
 
 A loopback HTTP server (default http://127.0.0.1:8089) that serves one static page
-(``dashboard_static/``) and, under ``/v1/``, the read API itself: the very ``ReadApp`` the
+(``dashboard_static/``: ``index.html``, its ES modules and stylesheet) and, under ``/v1/``,
+the read API itself: the very ``ReadApp`` the
 read Lambda runs, over the same ``Store`` the CLI uses. So the page needs no AWS account
 against ``make run``'s DynamoDB Local, and uses the caller's credentials against a deployed
 table; nothing is exposed beyond the machine (loopback only; the Host header is checked, so
