@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from skewgate.aws.apigw import Request, error_response, export_response, json_response
-from skewgate.aws.cors import Cors
 from skewgate.aws.settings import IngestSettings
 from skewgate.aws.store import AlreadyCommitted, StateConflict, StorageUnavailable, Store
 from skewgate.clock.estimate import SkewEstimate
@@ -103,7 +102,7 @@ class IngestApp:
         self.estimator = settings.estimator()
         self.plan_config = PlanConfig(estimator=self.estimator)
         self.limits = settings.limits()
-        self.cors = Cors(settings.origins())
+        self.cors = settings.cors()
         self.keys = settings.ingest_key_set()
 
     # --- routing -------------------------------------------------------------------------
