@@ -137,6 +137,8 @@ class IngestApp:
             allowed = ("POST", "OPTIONS")
         elif path.endswith("/v1/clock"):
             allowed = ("GET", "OPTIONS")
+        elif path.endswith(("/v1/logs", "/v1/metrics")):
+            return self._unsupported_signal(request, path.rsplit("/", 1)[1])
         else:
             return error_response(404, f"no route {request.path}", protobuf=False)
         protobuf = request.wants_protobuf
@@ -164,6 +166,24 @@ class IngestApp:
         if request.method == "GET":
             return self._clock(request)
         return self._traces(request, deadline)
+
+    def _unsupported_signal(self, request: Request, signal: str) -> dict[str, Any]:
+        """OTLP logs and metrics: 404 with a ``google.rpc.Status`` saying so, which no OTLP
+        exporter retries (only 429/502/503/504 are retryable). The preflight is answered, so a
+        browser exporter sees this message instead of a CORS failure."""
+        origin = request.header("origin")
+        origin_problem = self.cors.problem(origin)
+        if origin_problem:
+            return error_response(403, origin_problem, protobuf=request.wants_protobuf)
+        if request.method == "OPTIONS":
+            return self.cors.preflight(origin, ("POST", "OPTIONS"))
+        return error_response(
+            404,
+            f"skewgate accepts OTLP traces only (POST /v1/traces); OTLP {signal} are not "
+            f"supported: send {signal} to an OpenTelemetry Collector instead",
+            protobuf=request.wants_protobuf,
+            headers=self._cors(request),
+        )
 
     # --- /v1/clock -----------------------------------------------------------------------
 
