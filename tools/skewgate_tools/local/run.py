@@ -11,6 +11,8 @@ endpoint or a bad setting ends the start with one line on stderr and exit status
 
 Usage:
     python -m skewgate_tools.local.run [--port 3000] [--dynamodb-port 8000]
+
+``PORT`` and ``DYNAMODB_PORT`` set the same two ports (``PORT=3200 DYNAMODB_PORT=8200 make run``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skewgate-local", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--dynamodb-port", type=int, default=8000)
+    parser.add_argument(
+        "--dynamodb-port", type=int, default=int(os.environ.get("DYNAMODB_PORT", "8000")),
+        help="DynamoDB Local's port when the runner starts it (default $DYNAMODB_PORT or 8000)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
     for noisy in ("botocore", "boto3", "urllib3"):  # credential/endpoint chatter per client
