@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import secrets
 import time
@@ -92,9 +91,10 @@ def requests_in_log(log: Path, line: str) -> int:
 def test_otel_python_log_and_metric_exporters_give_up_at_once(
     runner: tuple[str, int, Path],
 ) -> None:
+    from opentelemetry._logs import LogRecord, SeverityNumber
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -105,10 +105,9 @@ def test_otel_python_log_and_metric_exporters_give_up_at_once(
     provider.add_log_record_processor(
         SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{url}/v1/logs", timeout=10))
     )
-    logger = logging.getLogger(f"signals-{secrets.token_hex(4)}")
-    logger.propagate = False
-    logger.addHandler(LoggingHandler(logger_provider=provider))
-    logger.warning("a log line skewgate does not take")
+    provider.get_logger("signals").emit(
+        LogRecord(body="a log line skewgate does not take", severity_number=SeverityNumber.WARN)
+    )
     provider.shutdown()
 
     reader = PeriodicExportingMetricReader(
