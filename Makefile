@@ -4,6 +4,7 @@
 #   make run           local stack: DynamoDB Local, HTTP server on 127.0.0.1:3000 (demo page at /demo),
 #                      stream poller
 #   make demo          the /demo page's bundle (OTel JS web SDK + companion, esbuild); `run` needs it
+#   make fixtures      re-record tests/fixtures/otel-js/ from the real OTel JS SDK in headless Chromium
 #   make test          ruff + mypy, then pytest (last, so its summary line closes the output)
 #   make sam-validate  sam validate --lint   (aws-sam-cli lives in its own venv, .venv-sam)
 #   make sam-build     sam build (python3.13 / arm64 wheels, no Docker)
@@ -51,7 +52,7 @@ PIP_FILTER := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory
 # Lint targets that exist in this checkout (git does not keep empty directories).
 LINT_PATHS := $(wildcard layers functions tests benchmarks tools)
 
-.PHONY: venv system-deps demo run test lint pytest sam-venv sam-validate sam-build bench clean distclean
+.PHONY: venv system-deps demo fixtures run test lint pytest sam-venv sam-validate sam-build bench clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -77,6 +78,10 @@ demo: $(DEMO_JS)
 
 $(DEMO_JS): $(DEMO_SRC) $(VENV_STAMP)
 	node tests/browser/build.mjs demo $@ >/dev/null
+
+# Real OTel JS exports, recorded by tests/browser/capture_fixtures.py (needs chromium, faketime).
+fixtures: venv system-deps
+	$(PY) tests/browser/capture_fixtures.py tests/fixtures/otel-js
 
 run: venv demo
 	$(PY) -m skewgate_tools.local.run

@@ -3,6 +3,7 @@
 //
 //   node tests/browser/build.mjs e2e  OUTFILE   the page driven by tests/test_browser_e2e.py
 //   node tests/browser/build.mjs demo OUTFILE   the local runner's /demo page (make demo)
+//   node tests/browser/build.mjs capture OUTFILE  the fixture capture page (make fixtures)
 //
 // Content-hash cache: the first line of OUTFILE records a hash of every input that can change the
 // bundle (the entry's directory sources, the companion, package-lock.json, this script). When it
@@ -20,6 +21,7 @@ const root = resolve(here, '..', '..');
 const ENTRIES = {
   e2e: join(here, 'e2e.mjs'),
   demo: join(here, 'demo.mjs'),
+  capture: join(here, 'capture.mjs'),
 };
 
 const [target, outArg] = process.argv.slice(2);

@@ -21,7 +21,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // entries). The test compares them with the real time.
 window.clocks = () => ({ dateNow: Date.now(), perfNow: performance.timeOrigin + performance.now() });
 
-window.runCase = async ({ gateway, mode, key, sessionId }) => {
+// extraHeaders (sent_at mode): more request headers, e.g. an Authorization a vendor's exporter
+// set-up adds; the gateway's preflight must allow them (CORS_ALLOW_HEADERS).
+window.runCase = async ({ gateway, mode, key, sessionId, extraHeaders = {} }) => {
   let url = `${gateway}/v1/traces`;
   let headers;
   let skew = null;
@@ -32,7 +34,7 @@ window.runCase = async ({ gateway, mode, key, sessionId }) => {
     if (!exchange) throw new Error('clock sync with the gateway failed');
     headers = skew.headers;
   } else if (mode === 'sent_at') {
-    headers = async () => ({ 'X-Sent-At': String(Date.now()), 'X-Ingest-Key': key });
+    headers = async () => ({ 'X-Sent-At': String(Date.now()), 'X-Ingest-Key': key, ...extraHeaders });
   } else if (mode === 'plain') {
     url += `?key=${encodeURIComponent(key)}`;
   } else {

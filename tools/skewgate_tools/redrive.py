@@ -151,7 +151,7 @@ def redrive_queue(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import boto3
+    from skewgate.aws.client import MissingAwsConfig, aws_client, is_loopback
 
     parser = argparse.ArgumentParser(prog="skewgate-forward-redrive", description=__doc__)
     where = parser.add_mutually_exclusive_group(required=True)
@@ -160,19 +160,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default=os.environ.get("TABLE_NAME"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
+    for noisy in ("botocore", "boto3", "urllib3"):  # endpoint chatter per client
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     app = _app(None)
     if app.forwarder is None:
         print("FORWARD_TARGET=none: nothing to redrive to", file=sys.stderr)
         return 2
-    clients = {
-        "dynamodb": boto3.client("dynamodb"),
-        "streams": boto3.client("dynamodbstreams"),
-        "table_name": args.table,
-    }
+    # The loopback rule of every tool (skewgate.aws.client): DynamoDB Local needs no account.
+    try:
+        # DynamoDB Local serves its stream on the table's port; AWS has a streams endpoint.
+        table_endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+        local = table_endpoint if is_loopback(table_endpoint) else None
+        if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS"):
+            local = None
+        clients = {
+            "dynamodb": aws_client("dynamodb"),
+            "streams": aws_client("dynamodbstreams", endpoint_url=local),
+            "table_name": args.table,
+        }
+        sqs = aws_client("sqs") if args.queue_url else None
+    except MissingAwsConfig as exc:
+        print(f"skewgate-forward-redrive: {exc}", file=sys.stderr)
+        return 2
     if args.file is not None:
         delivered, kept = redrive_file(args.file, app, **clients)
     else:
-        delivered, kept = redrive_queue(args.queue_url, app, sqs=boto3.client("sqs"), **clients)
+        delivered, kept = redrive_queue(args.queue_url, app, sqs=sqs, **clients)
     print(f"redriven: {delivered}, still failing: {kept}")
     return 0 if kept == 0 else 1
 

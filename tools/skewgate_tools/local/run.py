@@ -4,8 +4,15 @@ Every piece can point at real AWS instead: with ``AWS_ENDPOINT_URL_DYNAMODB`` se
 endpoint is used and no DynamoDB Local is started; ``PORT`` moves the HTTP server. The
 handlers are the Lambda ones (``IngestApp``, ``ReadApp``), fed API Gateway v2 events.
 
+Every AWS client (ingest, read, table creation, the stream poller) follows one rule
+(:func:`skewgate.aws.client.aws_client`): a loopback endpoint without credentials gets dummy
+ones, anything else uses the SDK's chain. A missing credential or region, an unreachable
+endpoint or a bad setting ends the start with one line on stderr and exit status 1.
+
 Usage:
     python -m skewgate_tools.local.run [--port 3000] [--dynamodb-port 8000]
+
+``PORT`` and ``DYNAMODB_PORT`` set the same two ports (``PORT=3200 DYNAMODB_PORT=8200 make run``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 
@@ -26,14 +34,14 @@ DEFAULT_TABLE = "skewgate"
 
 
 def _prepare_environment(args: argparse.Namespace) -> object | None:
-    """Start DynamoDB Local unless an endpoint is configured; return its process."""
+    """Start DynamoDB Local unless an endpoint is configured; return its process.
+
+    Sets no credentials or region: the clients' loopback rule gives DynamoDB Local dummy ones,
+    and real AWS must not be reached with a guessed region.
+    """
     os.environ.setdefault("TABLE_NAME", DEFAULT_TABLE)
-    os.environ.setdefault("AWS_DEFAULT_REGION", ddb.LOCAL_REGION)
     process = None
     if not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
-        # Dummy credentials only for the local database, never over real ones.
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         process = ddb.start_dynamodb_local(args.dynamodb_port)
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ddb.endpoint_url(args.dynamodb_port)
         print(f"DynamoDB Local   {os.environ['AWS_ENDPOINT_URL_DYNAMODB']} (in memory)")
@@ -46,38 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skewgate-local", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--dynamodb-port", type=int, default=8000)
+    parser.add_argument(
+        "--dynamodb-port", type=int, default=int(os.environ.get("DYNAMODB_PORT", "8000")),
+        help="DynamoDB Local's port when the runner starts it (default $DYNAMODB_PORT or 8000)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
     for noisy in ("botocore", "boto3", "urllib3"):  # credential/endpoint chatter per client
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    _prepare_environment(args)
-    from skewgate.aws.client import dynamodb_client
-    from skewgate.aws.ingest import build_ingest_app
-    from skewgate.aws.read import build_read_app
-
-    root = ddb.find_repo_root()
-    table = os.environ["TABLE_NAME"]
-    ddb.ensure_table(dynamodb_client(), table, root / "template.yaml")
-    print(f"Table            {table} (from template.yaml)")
-
-    ingest = build_ingest_app(metrics=False)
-    read = build_read_app()
-    static = Path(__file__).parent / "static"
-    server = make_server(
-        ingest.handle,
-        read.handle,
-        host=args.host,
-        port=args.port,
-        static_dir=static if static.is_dir() else None,
-    )
-    base = f"http://{args.host}:{server.server_address[1]}"
-    print(f"API              {base}/v1/traces  {base}/v1/clock")
-    print(f"Read routes      {base}/v1/sessions/{{id}}/skew  {base}/v1/traces/{{id}}")
-    if static.is_dir():
-        print(f"Demo page        {base}/demo")
-    forwarder = _start_forwarder()
+    try:
+        server, forwarder = _start(args)
+    except StartError as exc:
+        print(f"skewgate-local: {exc}", file=sys.stderr)
+        return 1
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -92,6 +82,65 @@ def main(argv: list[str] | None = None) -> int:
         if forwarder is not None:
             forwarder.set()
     return 0
+
+
+class StartError(Exception):
+    """Why the runner cannot start, in one line."""
+
+
+def _start(args: argparse.Namespace) -> tuple[ThreadingHTTPServer, threading.Event | None]:
+    """DynamoDB (Local), the table, the handlers, the HTTP server, then the forwarder."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from skewgate.aws.client import MissingAwsConfig, dynamodb_client
+    from skewgate.aws.settings import ConfigError
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or "the AWS endpoint"
+    server: ThreadingHTTPServer | None = None
+    try:
+        _prepare_environment(args)
+        endpoint = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+        from skewgate.aws.ingest import build_ingest_app
+        from skewgate.aws.read import build_read_app
+
+        root = ddb.find_repo_root()
+        table = os.environ["TABLE_NAME"]
+        ddb.ensure_table(dynamodb_client(), table, root / "template.yaml")
+        print(f"Table            {table} (from template.yaml)")
+
+        ingest = build_ingest_app(metrics=False)
+        read = build_read_app()
+        static = Path(__file__).parent / "static"
+        try:
+            server = make_server(
+                ingest.handle,
+                read.handle,
+                host=args.host,
+                port=args.port,
+                static_dir=static if static.is_dir() else None,
+            )
+        except OSError as exc:
+            raise StartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        base = f"http://{args.host}:{server.server_address[1]}"
+        print(f"API              {base}/v1/traces  {base}/v1/clock")
+        print(f"Read routes      {base}/v1/sessions/{{id}}/skew  {base}/v1/traces/{{id}}")
+        if static.is_dir():
+            print(f"Demo page        {base}/demo")
+        # Its stream iterators are taken before the first request is served.
+        return server, _start_forwarder()
+    except BaseException as exc:
+        if server is not None:
+            server.server_close()
+        if isinstance(exc, (MissingAwsConfig, ConfigError, ddb.DynamoDBLocalError)):
+            raise StartError(str(exc).splitlines()[0]) from None
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            raise StartError(f"DynamoDB at {endpoint}: {_one_line(exc)}") from None
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _start_forwarder() -> threading.Event | None:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from skewgate_tools.local.h2c import PREFACE_LINE, answer_grpc_unimplemented
+
 __all__ = ["Handler", "build_event", "make_server"]
 
 logger = logging.getLogger("skewgate_tools.local")
@@ -109,6 +111,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.info("%s %s", self.address_string(), format % args)
+
+    def parse_request(self) -> bool:
+        """An HTTP/2 preface (a gRPC exporter) gets gRPC's UNIMPLEMENTED, not a 505."""
+        if self.raw_requestline == PREFACE_LINE:
+            self.close_connection = True
+            answer_grpc_unimplemented(
+                self.raw_requestline, self.rfile, self.connection, self.address_string()
+            )
+            return False
+        return super().parse_request()
 
     def _serve(self) -> None:
         received_ms = int(time.time() * 1000)  # the edge's receipt time, before the body
@@ -200,7 +212,8 @@ def default_router(ingest: Handler, read: Handler) -> Callable[[str, str], Handl
 
     def route(method: str, path: str) -> Handler | None:
         clean = path.rstrip("/")
-        if clean in ("/v1/traces", "/v1/clock"):
+        # Logs and metrics too: the ingest answers them (not supported, never retried).
+        if clean in ("/v1/traces", "/v1/clock", "/v1/logs", "/v1/metrics"):
             return ingest
         if clean.startswith(("/v1/sessions", "/v1/traces/")) or clean == "/v1/stats":
             return read

@@ -317,7 +317,7 @@ def start_stream_forwarder(
     ``FORWARD_DLQ_FILE`` (default ``<tmp>/skewgate-forward-dlq.jsonl``): permanent failures and
     batches whose retries ran out are appended to it as JSON lines.
     """
-    import boto3
+    from skewgate.aws.client import LOCAL_REGION, aws_client
 
     env = dict(os.environ if environ is None else environ)
     stop = threading.Event()
@@ -327,7 +327,7 @@ def start_stream_forwarder(
     # DynamoDB Local serves both APIs on one port; real AWS has a separate streams endpoint.
     if endpoint is None and table_endpoint and "amazonaws.com" not in table_endpoint:
         endpoint = table_endpoint
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     # The local dead-letter file, unless an SQS queue is configured.
     if not env.get("FORWARD_DLQ_URL") and not env.get("FORWARD_DLQ_FILE"):
         env["FORWARD_DLQ_FILE"] = str(Path(tempfile.gettempdir()) / "skewgate-forward-dlq.jsonl")
@@ -336,12 +336,16 @@ def start_stream_forwarder(
         announce(f"Forwarding       {app.settings.describe()}")
         return stop
     dead_letters = app.dead_letters
+    # The loopback rule of every client (dummy credentials for DynamoDB Local only); a missing
+    # credential or region for real AWS raises MissingAwsConfig, naming it.
+    dynamodb = aws_client("dynamodb", endpoint_url=table_endpoint, region=region)
+    streams = aws_client("dynamodbstreams", endpoint_url=endpoint, region=region)
     poller = StreamPoller(
         app.handle,
         table,
-        dynamodb=boto3.client("dynamodb", endpoint_url=table_endpoint, region_name=region),
-        streams=boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region),
-        region=region,
+        dynamodb=dynamodb,
+        streams=streams,
+        region=region or dynamodb.meta.region_name or LOCAL_REGION,
         poll_interval_s=poll_interval_s,
         on_failure=(lambda m: dead_letters.send([m])) if dead_letters is not None else None,
         stop=stop,

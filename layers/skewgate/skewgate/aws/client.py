@@ -28,6 +28,9 @@ __all__ = [
 
 #: Region used for loopback endpoints when none is configured (DynamoDB Local ignores it).
 LOCAL_REGION = "us-east-1"
+#: botocore's service-specific endpoint variable is ``AWS_ENDPOINT_URL_<service id>``; the
+#: service id is not always the client name.
+_ENDPOINT_ENV = {"dynamodbstreams": "AWS_ENDPOINT_URL_DYNAMODB_STREAMS"}
 
 
 class MissingAwsConfig(RuntimeError):
@@ -67,9 +70,10 @@ def _session_and_client(
 ) -> tuple[Any, Any]:
     import boto3
 
-    env_name = f"AWS_ENDPOINT_URL_{service.upper()}"
+    env_name = _ENDPOINT_ENV.get(service, f"AWS_ENDPOINT_URL_{service.upper()}")
     endpoint = endpoint_url or os.environ.get(env_name) or os.environ.get("AWS_ENDPOINT_URL")
-    session = boto3.session.Session(region_name=region or None)
+    # botocore reads AWS_DEFAULT_REGION and profiles, not AWS_REGION (which Lambda also sets).
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     kwargs: dict[str, Any] = {}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
@@ -77,7 +81,8 @@ def _session_and_client(
     if session.region_name is None:
         if not local:
             raise MissingAwsConfig(
-                f"no AWS region for {service}: set AWS_REGION (or pass --region)"
+                f"no AWS region for {service} at {endpoint or 'the AWS endpoint'}: set "
+                "AWS_REGION (or AWS_DEFAULT_REGION, a profile's region, --region)"
             )
         kwargs["region_name"] = LOCAL_REGION
     credentials = session.get_credentials()

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from skewgate.aws.apigw import Request, error_response, export_response, json_response
-from skewgate.aws.cors import Cors
 from skewgate.aws.settings import IngestSettings
 from skewgate.aws.store import AlreadyCommitted, StateConflict, StorageUnavailable, Store
 from skewgate.clock.estimate import SkewEstimate
@@ -104,7 +103,7 @@ class IngestApp:
             max_sessions=settings.max_sessions_per_request,
             max_traces=settings.max_traces_per_request,
         )
-        self.cors = Cors(settings.origins())
+        self.cors = settings.cors()
         self.keys = settings.ingest_key_set()
 
     # --- routing -------------------------------------------------------------------------
@@ -147,6 +146,8 @@ class IngestApp:
             allowed = ("POST", "OPTIONS")
         elif path.endswith("/v1/clock"):
             allowed = ("GET", "OPTIONS")
+        elif path.endswith(("/v1/logs", "/v1/metrics")):
+            return self._unsupported_signal(request, path.rsplit("/", 1)[1])
         else:
             return error_response(404, f"no route {request.path}", protobuf=False)
         protobuf = request.wants_protobuf
@@ -174,6 +175,24 @@ class IngestApp:
         if request.method == "GET":
             return self._clock(request)
         return self._traces(request, deadline)
+
+    def _unsupported_signal(self, request: Request, signal: str) -> dict[str, Any]:
+        """OTLP logs and metrics: 404 with a ``google.rpc.Status`` saying so, which no OTLP
+        exporter retries (only 429/502/503/504 are retryable). The preflight is answered, so a
+        browser exporter sees this message instead of a CORS failure."""
+        origin = request.header("origin")
+        origin_problem = self.cors.problem(origin)
+        if origin_problem:
+            return error_response(403, origin_problem, protobuf=request.wants_protobuf)
+        if request.method == "OPTIONS":
+            return self.cors.preflight(origin, ("POST", "OPTIONS"))
+        return error_response(
+            404,
+            f"skewgate accepts OTLP traces only (POST /v1/traces); OTLP {signal} are not "
+            f"supported: send {signal} to an OpenTelemetry Collector instead",
+            protobuf=request.wants_protobuf,
+            headers=self._cors(request),
+        )
 
     # --- /v1/clock -----------------------------------------------------------------------
 

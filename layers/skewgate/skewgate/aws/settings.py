@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
+from skewgate.aws.cors import Cors, CorsConfigError, parse_allow_headers, parse_cors, parse_origins
 from skewgate.clock.estimate import EstimatorConfig
 from skewgate.wire.decode import Limits
 
@@ -116,6 +117,7 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
     """Every knob of ``POST /v1/traces`` and ``GET /v1/clock``."""
 
     allowed_origins: str | None = None
+    cors_allow_headers: str | None = None
     ingest_keys: str | None = None
     min_correction_ms: NonNegative = 25.0
     max_correction_ms: Positive | None = None
@@ -137,12 +139,27 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
     max_sessions_per_request: Annotated[int, msgspec.Meta(ge=1, le=33)] = 32
     max_traces_per_request: PositiveInt = 1_000
 
+    def _check(self) -> None:
+        for name, parse in (
+            ("ALLOWED_ORIGINS", lambda: parse_origins(self.allowed_origins)),
+            ("CORS_ALLOW_HEADERS", lambda: parse_allow_headers(self.cors_allow_headers)),
+        ):
+            try:
+                parse()
+            except CorsConfigError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+
     def origins(self) -> frozenset[str] | None:
-        """``ALLOWED_ORIGINS`` as a set; ``None`` means any origin (unset or ``*``)."""
-        origins = _csv(self.allowed_origins)
-        if origins is None or "*" in origins:
-            return None
-        return frozenset(o.rstrip("/") for o in origins)
+        """``ALLOWED_ORIGINS``' exact origins; ``None`` means any origin (unset or ``*``).
+
+        Wildcard-subdomain entries (``https://*.example.com``) are in :meth:`cors` only.
+        """
+        return parse_origins(self.allowed_origins)[0]
+
+    def cors(self) -> Cors:
+        """The origin allow-list and preflight headers (``ALLOWED_ORIGINS``,
+        ``CORS_ALLOW_HEADERS``)."""
+        return parse_cors(self.allowed_origins, self.cors_allow_headers)
 
     def ingest_key_set(self) -> frozenset[str] | None:
         return _csv(self.ingest_keys)

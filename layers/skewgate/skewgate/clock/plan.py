@@ -332,9 +332,12 @@ def _adjusted(scan: ScannedBatch, sessions: list[SessionPlan]) -> bytes | bytear
         for i in session.group.indices:
             per_span[positions[i] if positions is not None else i] = shift
     if scan.kind == JSON:
-        counts, _ = time_counts(decode_json(scan.body))  # rare: several shifts in one body
+        per_span_times = scan.time_counts
+        if per_span_times is None:  # rare: several shifts, decided by the full decoder
+            per_span_times = time_counts(decode_json(scan.body))[0]
         return shift_json(
-            scan.body, per_span, facts, times=scan.times, counts=counts, escaped=scan.escaped
+            scan.body, per_span, facts, times=scan.times, counts=per_span_times,
+            escaped=scan.escaped,
         )
     message = scan.message
     if message is None:

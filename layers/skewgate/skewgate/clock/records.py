@@ -103,7 +103,8 @@ class SkewSample(msgspec.Struct, frozen=True, kw_only=True):
             flags=[str(f) for f in estimate.flags],
             span_count=span_count,
             trace_ids=trace_ids,
-            **extra,  # type: ignore[arg-type]
+            # sent_at_ms, max_client_time_ms, sync_delay_ms: to the microsecond as well.
+            **{k: round_ms(v) if isinstance(v, float) else v for k, v in extra.items()},  # type: ignore[arg-type]
         )
 
     @property

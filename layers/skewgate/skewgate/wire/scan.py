@@ -103,6 +103,8 @@ class ScannedBatch:
     times: tuple[int, int] | None = None
     #: JSON: the body holds a ``\\u`` escape (a key could be spelled with one).
     escaped: bool = False
+    #: JSON: per span of the body (rejected included), how many non-zero times it holds.
+    time_counts: list[int] | None = None
 
     @property
     def span_count(self) -> int:
@@ -303,6 +305,7 @@ _ATTRIBUTES_LENIENT: Final = msgspec.json.Decoder(
     list[list[_KeyValue[_LenientValue]]], strict=False
 )
 _ONE_LIST: Final = msgspec.json.Decoder(list[_KeyValue[_LenientValue]], strict=False)
+_ALL_LISTS: Final = msgspec.json.Decoder(list[list[_KeyValue[_LenientValue]]], strict=False)
 _VALUE_CHUNK: Final = 256 << 10
 
 
@@ -501,14 +504,18 @@ def _columns(spans: list[Any], resources: list[int], check: bool, out: _Columns)
     starts = [span.start_time_unix_nano for span in spans]
     ends = [span.end_time_unix_nano for span in spans]
     latest = list(map(max, starts, ends))
+    # Per span, its non-zero times: what the adjusted copy's patch assigns shifts by.
+    counts = list(map(operator.add, map(bool, starts), map(bool, ends)))
     event_times = []
     for i, span in enumerate(spans):
         if span.events:
             times = [event.time_unix_nano for event in span.events]
             event_times.extend(times)
+            counts[i] += len(times) - times.count(0)
             top = max(times)
             if top > latest[i]:
                 latest[i] = top
+    out.time_counts.extend(counts)
     out.times_count += 2 * n - starts.count(0) - ends.count(0) + len(event_times)
     out.times_count -= event_times.count(0)
     out.times_sum += sum(starts) + sum(ends) + sum(event_times)
@@ -601,6 +608,7 @@ class _Columns:
     ordinal: int = 0
     times_count: int = 0
     times_sum: int = 0
+    time_counts: list[int] = field(default_factory=list)
 
 
 def _scan_decoded(
@@ -611,10 +619,18 @@ def _scan_decoded(
     request the typed decoder accepted: ids, times, event times. ``raw_attributes``: the
     request's attribute lists are raw JSON (the lite model), decoded where a session is read."""
     attributes_of = _decoded_attributes if raw_attributes else _typed_attributes
-    resource_sessions = [
-        _session(attributes_of(rs.resource.attributes)) if rs.resource else None
-        for rs in request.resource_spans
-    ]
+    if raw_attributes:  # every resource's attributes in one decode
+        lists = _ALL_LISTS.decode(
+            b"[" + b",".join(
+                rs.resource.attributes if rs.resource else b"[]" for rs in request.resource_spans
+            ) + b"]"
+        )
+        resource_sessions = [_session(attributes) for attributes in lists]
+    else:
+        resource_sessions = [
+            _session(rs.resource.attributes) if rs.resource else None
+            for rs in request.resource_spans
+        ]
     # A span's own session.id only needs looking for if the key occurs beyond the resources
     # ("\u" could spell it otherwise).
     span_sessions = escaped or data.count(_SESSION_JSON) > sum(
@@ -628,7 +644,7 @@ def _scan_decoded(
         JSON, data, out.trace_ids, out.span_ids, out.resources, out.latest,
         out.sessions if span_sessions else None, resource_sessions, len(out.errors),
         out.errors, out.ordinal, out.ordinals,
-        times=(out.times_count, out.times_sum), escaped=escaped,
+        times=(out.times_count, out.times_sum), escaped=escaped, time_counts=out.time_counts,
     )
 
 
