@@ -339,16 +339,16 @@ def _adjusted(scan: ScannedBatch, sessions: list[SessionPlan]) -> bytes | bytear
             scan.body, per_span, facts, times=scan.times, counts=per_span_times,
             escaped=scan.escaped,
         )
-    message = scan.message
+    message, times = scan.message, scan.pb_times
     if message is None:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
         )
 
-        message = ExportTraceServiceRequest.FromString(scan.body)
+        message, times = ExportTraceServiceRequest.FromString(scan.body), None
     else:
         scan.message = None  # shifted in place below: a re-plan parses a fresh copy
-    return shift_protobuf(message, per_span, facts)
+    return shift_protobuf(message, per_span, facts, times)
 
 
 def _chunks(blob: bytes) -> list[bytes]:

@@ -105,6 +105,9 @@ class ScannedBatch:
     escaped: bool = False
     #: JSON: per span of the body (rejected included), how many non-zero times it holds.
     time_counts: list[int] | None = None
+    #: protobuf: every span of ``message`` (rejected included), its start and end times, and
+    #: the positions of those with events (what the adjusted copy sets).
+    pb_times: tuple[list[Any], list[int], list[int], list[int]] | None = None
 
     @property
     def span_count(self) -> int:
@@ -609,6 +612,7 @@ class _Columns:
     times_count: int = 0
     times_sum: int = 0
     time_counts: list[int] = field(default_factory=list)
+    pb_times: Any = None
 
 
 def _scan_decoded(
@@ -775,7 +779,7 @@ def _scan_protobuf(data: bytes, limits: Limits) -> ScannedBatch:
     return ScannedBatch(
         PROTOBUF, data, out.trace_ids, out.span_ids, out.resources, out.latest,
         out.sessions if span_sessions else None, resource_sessions, len(out.errors),
-        out.errors, out.ordinal, out.ordinals, message,
+        out.errors, out.ordinal, out.ordinals, message, pb_times=out.pb_times,
     )
 
 
@@ -788,12 +792,16 @@ def _pb_columns(spans: list[Any], resources: list[int], out: _Columns) -> None:
     starts = [span.start_time_unix_nano for span in spans]
     ends = [span.end_time_unix_nano for span in spans]
     latest = list(map(max, starts, ends))
+    with_events = []
     for i, span in enumerate(spans):
         events = span.events
         if events:
+            with_events.append(i)
             top = max(event.time_unix_nano for event in events)
             if top > latest[i]:
                 latest[i] = top
+    # What the adjusted copy shifts, per span of the body, without reading it all again.
+    out.pb_times = (spans, starts, ends, with_events)
     joined_parents = b"".join(parents)
     good = (
         len(b"".join(trace_ids)) == 16 * n

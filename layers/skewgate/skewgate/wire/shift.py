@@ -253,9 +253,17 @@ def _reencode(body: bytes, shifts: Sequence[int], facts: Sequence[Sequence[Fact]
     return _ENCODER.encode(request)
 
 
-def shift_protobuf(message: Any, shifts: Sequence[int], facts: Sequence[Sequence[Fact]]) -> bytes:
-    """The adjusted copy of a parsed protobuf request (modified in place, then serialized)."""
-    ordinal = 0
+def shift_protobuf(
+    message: Any,
+    shifts: Sequence[int],
+    facts: Sequence[Sequence[Fact]],
+    times: tuple[list[Any], list[int], list[int], list[int]] | None = None,
+) -> bytes:
+    """The adjusted copy of a parsed protobuf request (modified in place, then serialized).
+
+    ``times`` is what the scan read of the same message: every span (document order), its
+    start and end, and which ones hold events; without it they are read here.
+    """
     for rs, resource_facts in zip(message.resource_spans, facts, strict=False):
         for key, value in resource_facts:
             kv = rs.resource.attributes.add()
@@ -268,19 +276,26 @@ def shift_protobuf(message: Any, shifts: Sequence[int], facts: Sequence[Sequence
                 kv.value.double_value = value
             else:
                 kv.value.string_value = value
-    for rs in message.resource_spans:
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                shift = shifts[ordinal]
-                ordinal += 1
-                if not shift:
-                    continue
-                if span.start_time_unix_nano:
-                    span.start_time_unix_nano = max(span.start_time_unix_nano + shift, 0)
-                if span.end_time_unix_nano:
-                    span.end_time_unix_nano = max(span.end_time_unix_nano + shift, 0)
-                for event in span.events:
-                    if event.time_unix_nano:
-                        event.time_unix_nano = max(event.time_unix_nano + shift, 0)
+    if times is None:
+        spans = [span for rs in message.resource_spans for ss in rs.scope_spans
+                 for span in ss.spans]
+        starts = [span.start_time_unix_nano for span in spans]
+        ends = [span.end_time_unix_nano for span in spans]
+        with_events = [i for i, span in enumerate(spans) if span.events]
+    else:
+        spans, starts, ends, with_events = times
+    for span, start, end, shift in zip(spans, starts, ends, shifts, strict=True):
+        if shift:
+            if start:
+                span.start_time_unix_nano = start + shift if start + shift > 0 else 0
+            if end:
+                span.end_time_unix_nano = end + shift if end + shift > 0 else 0
+    for i in with_events:
+        shift = shifts[i]
+        if shift:
+            for event in spans[i].events:
+                t = event.time_unix_nano
+                if t:
+                    event.time_unix_nano = t + shift if t + shift > 0 else 0
     data: bytes = message.SerializeToString()
     return data
