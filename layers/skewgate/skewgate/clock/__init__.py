@@ -19,6 +19,8 @@ from skewgate.clock.evidence import (
     MAX_PLAUSIBLE_OFFSET_MS,
     BatchEvidence,
     ClockSync,
+    ClockSyncHeader,
+    clock_key_id,
     sign_clock_reading,
 )
 from skewgate.clock.interval import SKEW_THRESHOLDS, OffsetInterval, proven_abs_offset_ms
@@ -40,6 +42,7 @@ __all__ = [
     "BatchPlan",
     "BatchRecord",
     "ClockSync",
+    "ClockSyncHeader",
     "EstimatorConfig",
     "Flag",
     "Method",
@@ -54,6 +57,7 @@ __all__ = [
     "SkewEstimate",
     "SkewSample",
     "batch_id",
+    "clock_key_id",
     "estimate",
     "group_by_session",
     "plan_batch",
