@@ -79,6 +79,8 @@ class SkewSample(msgspec.Struct, frozen=True, kw_only=True):
     sent_at_ms: float | None = None
     max_client_time_ms: float | None = None
     sync_delay_ms: float | None = None
+    #: With flag ``shift_moved``: what the segment's previous batch was shifted by.
+    previous_shift_ms: float | None = None
 
     @classmethod
     def from_estimate(
@@ -98,6 +100,9 @@ class SkewSample(msgspec.Struct, frozen=True, kw_only=True):
             flags=[str(f) for f in estimate.flags],
             span_count=span_count,
             trace_ids=trace_ids,
+            previous_shift_ms=(
+                None if estimate.previous_shift_ms is None else round_ms(estimate.previous_shift_ms)
+            ),
             **extra,  # type: ignore[arg-type]
         )
 
