@@ -1,6 +1,7 @@
 """Accuracy of skewgate's clock estimator against ground truth, beside two one-way baselines.
 
-    python -m benchmarks.accuracy [--sessions 2500] [--seed 20260101] [--no-stress]
+    python -m benchmarks.accuracy [--sessions 2500] [--seed 20260101] [--scenarios main,load]
+                                  [--no-stress]
 
 A simulator of browser sessions knows every client's true offset θ = server − client at every
 instant and produces the traffic the gateway would see: OTLP exports from a BatchSpanProcessor
@@ -14,17 +15,19 @@ requests go through two one-way baselines:
   is at least 55 minutes, else no correction; no send time, no correction.
 * "Elastic-like": ``received − sent`` always applied; no send time, no correction.
 
-The **main** scenario respects the estimator's stated assumptions: uploads take at most 10 s
-(``MAX_UPLOAD_DELAY_MS``; the simulator caps them at 9.5 s), a batch's newest span is at most
-60 s old at receipt (``MAX_BATCH_AGE_MS``; page hide flushes the span queue before a sleep),
-clocks drift by at most 200 ppm (``max_drift_ppm``) and step by at least 1 s (the companion's
-jump threshold). Steps happen at random times, so a few batches have spans stamped before a
-step and a send time after it; their send time is then not on the spans' clock (docs/design.md §1
-assumes it is), so they are scored apart, in a row of their own, while staying in the traffic
-(their effect on the session's later batches counts). Targets are checked on the rest; the
-script exits 1 when one is missed. The **stress** scenario breaks the assumptions on purpose
-(spans held across a sleep or offline, uploads over 10 s, sub-second steps) and is reported
-for information only, every batch included.
+Scenarios: **main**, **load** (queueing under load), **asymmetric** (every path asymmetric)
+carry the targets; **lopsided** (extreme asymmetry, at the physical floor) and **stress** are
+for information. The **main** scenario respects the estimator's stated assumptions: uploads
+take at most 10 s (``MAX_UPLOAD_DELAY_MS``; the simulator caps them at 9.5 s), a batch's newest
+span is at most 60 s old at receipt (``MAX_BATCH_AGE_MS``; page hide flushes the span queue
+before a sleep), clocks drift by at most 200 ppm (``max_drift_ppm``) and step by at least 1 s
+(the companion's jump threshold). Steps happen at random times, so a few batches have spans
+stamped before a step and a send time after it; their send time is then not on the spans' clock
+(docs/design.md §1 assumes it is), so they are scored apart, in a row of their own, while
+staying in the traffic (their effect on the session's later batches counts). Targets are
+checked on the rest; the script exits 1 when one is missed. The **stress** scenario breaks the
+assumptions on purpose (spans held across a sleep or offline, uploads over 10 s, sub-second
+steps) and is reported for information only, every batch included.
 
 Every number that shapes the traffic is in :class:`Scenario` with the reason for its value;
 the offset mix is an assumption (no public per-client distribution of browser clock offsets
@@ -1136,8 +1139,14 @@ Definitions. θ = server − client clock of the clock that stamped the batch's 
 the shift must undo). A batch is one received and committed export; a retry that arrives after
 a commit is a duplicate and is not estimated again. error = |θ − shift|, shift = what the
 estimator adds to span times (0 when it does not correct). calibration = share of batches
-whose [lower, upper] holds θ (the baselines give no interval). false correction = a shift
-applied while |θ| ≤ MIN_CORRECTION_MS (25 ms). Jump sample = the first batch whose newest span
+whose [lower, upper] holds θ (the baselines give no interval). false correction = a clock
+correction applied while |θ| ≤ MIN_CORRECTION_MS (25 ms); a `future` clamp (spans moved back
+to end at receipt) is none, and is counted apart with how many moved spans past their true
+time. ratio = skewgate's median |θ − offset_ms| ÷ the one-way received − sent's, on the
+batches with a send time. shift moves = batches flagged `shift_moved` (shifted differently
+from the previous batch of their segment). floor on ntp = median |up − down| / 2 of the
+round-trip batches' paths: no estimator that sees only timestamps can tell such a path from
+a symmetric one with a clock that much off. Jump sample = the first batch whose newest span
 ended after one or more true clock steps of net size |J| ≥ 1 s (a flag on the batch just
 before it, sent after the step but holding older spans, counts as detecting it). Detectable =
 |J| > width of the session's running interval at receipt + width of the batch's own interval:
