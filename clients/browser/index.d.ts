@@ -36,7 +36,11 @@ export interface ClockSyncOptions {
    * Clock exchanges go to `{url}/v1/clock`. Without it only `X-Sent-At` and the optional headers are sent.
    */
   url?: string;
-  /** Sent as `X-Session-Id` (a `session.id` span or resource attribute takes precedence at the gateway). */
+  /**
+   * Sent as `X-Session-Id` (a `session.id` span or resource attribute takes precedence at the gateway) and as the
+   * `session` query parameter of `GET /v1/clock`: the gateway binds each exchange's token to it, so give the same id
+   * as the spans' `session.id`. An exchange made for another session id is not sent (a new sync starts).
+   */
   sessionId?: string | (() => string | null | undefined);
   /** Public per-site key: `X-Ingest-Key` on exports, `?key=` on `/v1/clock`. */
   ingestKey?: string;
@@ -46,9 +50,9 @@ export interface ClockSyncOptions {
   burst?: number;
   /** Per-exchange timeout, ms. Default 5000. */
   timeoutMs?: number;
-  /** Date.now() vs performance.now() disagreement that counts as a clock jump (sleep, clock set), ms. Default 100: a sub-second step otherwise keeps echoing an exchange of the old clock; a false alarm only costs one resync. */
+  /** Date.now() vs performance.now() disagreement that counts as a clock jump (sleep, clock set), ms. Default 100: a sub-second step otherwise keeps echoing an exchange of the old clock; a false alarm only costs one resync. Each one bumps the drift epoch sent as `X-Clock-Sync: …;epoch=N`. */
   jumpMs?: number;
-  /** An exchange older than this is no longer sent, ms. Default 3 × intervalMs. */
+  /** An exchange older than this is no longer sent, ms. Default 2 × intervalMs (the gateway's `MAX_SYNC_AGE_MS`, 10 min, must not be shorter). */
   maxAgeMs?: number;
   /** Minimum time between syncs triggered by `visibilitychange`/`online` while an exchange is held, ms. Default 30000. */
   minGapMs?: number;
@@ -56,6 +60,8 @@ export interface ClockSyncOptions {
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
   now?: () => number;
   perfNow?: () => number;
+  /** `performance.timeOrigin`: the first check compares Date.now() with timeOrigin + performance.now(). Default the page's own when neither `now` nor `perfNow` is injected; `null` for none. */
+  timeOrigin?: number | null;
   setInterval?: (callback: () => void, ms: number) => unknown;
   clearInterval?: (handle: unknown) => void;
   /** Target of the `online` listener; default `globalThis.window`; `null` for none. */
@@ -67,7 +73,8 @@ export interface ClockSyncOptions {
 export interface ClockSync {
   /**
    * For OTLPTraceExporter's `headers` option: resolves at once (never waits for a sync, never rejects) with
-   * `X-Sent-At` (Date.now() now), `X-Clock-Sync` (when an exchange is held), `X-Session-Id`, `X-Ingest-Key`.
+   * `X-Sent-At` (Date.now() now), `X-Clock-Sync` (the exchange held, and `epoch=N` once Date.now() and
+   * performance.now() have disagreed; `epoch=N` alone without an exchange), `X-Session-Id`, `X-Ingest-Key`.
    */
   headers(): Promise<Record<string, string>>;
   /** Runs a burst of exchanges now (or joins the running one); resolves with `latest()`. Never rejects. */

@@ -1,6 +1,7 @@
 // @skewgate/browser: clock-offset evidence for skewgate, as headers for an OTLP/HTTP exporter.
-// X-Sent-At (send time), X-Clock-Sync (last NTP-style exchange with GET /v1/clock),
-// X-Session-Id and X-Ingest-Key. No dependencies; never throws; never delays an export.
+// X-Sent-At (send time), X-Clock-Sync (last NTP-style exchange with GET /v1/clock, and the
+// drift epoch: how often Date.now() and performance.now() disagreed), X-Session-Id and
+// X-Ingest-Key. No dependencies; never throws; never delays an export.
 
 const VIS = 'visibilitychange';
 
@@ -30,11 +31,11 @@ export function createClockSync(options) {
   let o = {};
   let url = '';
   let key = '';
-  let fetchFn, now, perf, win, doc, setI, clearI, intervalMs, burst, timeoutMs, jumpMs, maxAgeMs, minGapMs;
+  let fetchFn, now, perf, win, doc, setI, clearI, intervalMs, burst, timeoutMs, jumpMs, maxAgeMs, minGapMs, sid;
   let cur = null; // current exchange (the min-RTT one of the latest good burst)
   let curAt = 0; // monotonic time it was taken
-  let epoch = 0; // bumped whenever the wall clock jumps
-  let anchor = null; // [Date.now(), performance.now()] at the last check
+  let epoch = 0; // bumped whenever the wall clock jumps or drifts from the monotonic clock
+  let anchor = null; // [Date.now(), performance.now()] at the last check (first: page load)
   let lastTry = -Infinity; // monotonic time the last sync started
   let inflight = null; // promise of the running sync
   let ctrl = null; // AbortController of the running exchange
@@ -61,14 +62,18 @@ export function createClockSync(options) {
     burst = o.burst || 3;
     timeoutMs = o.timeoutMs || 5000;
     jumpMs = o.jumpMs || 100;
-    maxAgeMs = o.maxAgeMs || 3 * intervalMs;
+    maxAgeMs = o.maxAgeMs || 2 * intervalMs;
     minGapMs = o.minGapMs == null ? 30000 : o.minGapMs;
     key = clean(o.ingestKey);
-    if (o.url) {
-      url = String(o.url).replace(/\/+$/, '').replace(/\/v1\/traces$/, '') + '/v1/clock';
-      if (key) url += '?key=' + encodeURIComponent(key);
-    }
+    if (o.url) url = String(o.url).replace(/\/+$/, '').replace(/\/v1\/traces$/, '') + '/v1/clock';
+    // Page load is the first anchor: Date.now() against timeOrigin + performance.now() (as
+    // New Relic and Datadog check) also sees a sleep before this module ran.
+    const t = 'timeOrigin' in o ? o.timeOrigin : o.now || o.perfNow ? null : performance.timeOrigin;
+    if (num(t)) anchor = [t, 0];
   });
+
+  // The session id now ('' for none): tokens are bound to it.
+  sid = () => safe(() => clean(typeof o.sessionId == 'function' ? o.sessionId() : o.sessionId)) || '';
 
   // Monotonic milliseconds: performance.now(), else Date.now().
   const mono = () => {
@@ -100,8 +105,11 @@ export function createClockSync(options) {
       const c = typeof AbortController == 'function' ? new AbortController() : null;
       ctrl = c;
       if (c) t = setTimeout(() => c.abort(), timeoutMs);
+      const s = sid();
+      const q = [key && 'key=' + encodeURIComponent(key), s && 'session=' + encodeURIComponent(s)];
+      const u = url + (q[0] || q[1] ? '?' + q.filter(Boolean).join('&') : '');
       const t0 = now();
-      const res = await fetchFn(url, {
+      const res = await fetchFn(u, {
         method: 'GET',
         cache: 'no-store',
         credentials: 'omit',
@@ -119,7 +127,7 @@ export function createClockSync(options) {
       if (![t0, t1, t2, t3].every(num) || t2 < t1 || t3 < t0 || t3 - t0 < t2 - t1) return null;
       let header = `t0=${t0};t1=${raw(text, 't1', t1)};t2=${raw(text, 't2', t2)};t3=${t3}`;
       if (token) header += ';token=' + token;
-      const x = { t0, t1, t2, t3, rtt: t3 - t0 - (t2 - t1), offset: (t1 - t0 + (t2 - t3)) / 2, header };
+      const x = { t0, t1, t2, t3, rtt: t3 - t0 - (t2 - t1), offset: (t1 - t0 + (t2 - t3)) / 2, header, s };
       if (token) x.token = token;
       return x;
     } catch (err) {
@@ -156,7 +164,9 @@ export function createClockSync(options) {
   const latest = () =>
     safe(() => {
       if (cur && !(mono() - curAt <= maxAgeMs)) cur = null; // too old to describe today's clock
-      return cur ? { ...cur } : null;
+      if (!cur) return null;
+      const { s, ...x } = cur;
+      return x;
     }) || null;
 
   // Start a burst unless one is running; resolves with latest() when done. Never rejects.
@@ -186,15 +196,16 @@ export function createClockSync(options) {
   // The exporter's `headers` option: evaluated per export attempt, answers at once.
   const headers = () => {
     const h = {};
-    tick(due());
+    const s = sid();
+    // an exchange made for another session has a token that no longer verifies
+    tick(cur && cur.s !== s ? 0 : due());
     safe(() => {
-      const x = latest();
-      if (x) h['X-Clock-Sync'] = x.header;
+      const x = cur && cur.s === s && latest();
+      // epoch=N tells the gateway the clock may have moved since its earlier batches
+      const v = [x && x.header, epoch && 'epoch=' + epoch].filter(Boolean).join(';');
+      if (v) h['X-Clock-Sync'] = v;
     });
-    safe(() => {
-      const s = clean(typeof o.sessionId == 'function' ? o.sessionId() : o.sessionId);
-      if (s) h['X-Session-Id'] = s;
-    });
+    if (s) h['X-Session-Id'] = s;
     if (key) h['X-Ingest-Key'] = key;
     safe(() => {
       const t = now();

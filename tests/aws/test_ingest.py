@@ -420,6 +420,15 @@ def test_clock_endpoint_and_token(ddb_client: Any, table_name: str) -> None:
     assert body["token"] == sign_clock_reading(
         b"s3cret", json.dumps(body["t1"]), json.dumps(body["t2"])
     )
+    # The companion names its session (a query parameter: the GET stays CORS-simple); the
+    # token is bound to it. An id too long to be a session key binds to no session.
+    for query, bound in (("?session=tab-1", "tab-1"), ("?session=" + "x" * 300, "")):
+        reading = json.loads(
+            ingest.handle(build_event("GET", "/v1/clock" + query, [], b"", 1_000))["body"]
+        )
+        assert reading["token"] == sign_clock_reading(
+            b"s3cret", json.dumps(reading["t1"]), json.dumps(reading["t2"]), bound
+        )
 
 
 def test_round_trip_echo_gives_ntp_samples(ddb_client: Any, table_name: str) -> None:
@@ -428,7 +437,7 @@ def test_round_trip_echo_gives_ntp_samples(ddb_client: Any, table_name: str) -> 
     # The fixture's timeline is in the past: our clock reads 0.5 ms after the clock request.
     ingest, read = make_app(ddb_client, table_name, lambda: recv - 999.5, CLOCK_SYNC_KEY="s3cret")
     # A /v1/clock exchange a second before the export: client 800 ms ahead, 40 ms round trip.
-    clock = ingest.handle(build_event("GET", "/v1/clock", [], b"", recv - 1000))
+    clock = ingest.handle(build_event("GET", f"/v1/clock?session={SESSION}", [], b"", recv - 1000))
     reading = json.loads(clock["body"])
     t0 = reading["t1"] + 800 - 20
     t3 = reading["t2"] + 800 + 20
@@ -445,6 +454,95 @@ def test_round_trip_echo_gives_ntp_samples(ddb_client: Any, table_name: str) -> 
     assert ingest.handle(forged)["statusCode"] == 200
     _, doc = skew(read, SESSION)
     assert "implausible_sync" in doc["samples"][1]["flags"]
+
+
+def otlp(session: str, *spans: tuple[str, str, int, int]) -> bytes:
+    """An OTLP/JSON body: spans (span id, parent id, start ns, end ns) of one trace."""
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "session.id", "value": {"stringValue": session}}]},
+        "scopeSpans": [{"spans": [
+            {"traceId": TRACE, "spanId": sid, "parentSpanId": parent, "name": sid, "kind": 1,
+             "startTimeUnixNano": str(start), "endTimeUnixNano": str(end)}
+            for sid, parent, start, end in spans
+        ]}],
+    }]}).encode()
+
+
+TRACE = "5b8efff798038103d269b633813fc60c"
+
+
+def exchange(ingest: IngestApp, session: str, at: int, theta: float) -> str:
+    """A companion's GET /v1/clock at our time ``at``: 20 ms each way, client θ behind."""
+    reading = json.loads(
+        ingest.handle(build_event("GET", f"/v1/clock?session={session}", [], b"", at))["body"]
+    )
+    t0, t3 = reading["t1"] - 20 - theta, reading["t2"] + 20 - theta
+    return (f"t0={t0};t1={json.dumps(reading['t1'])};t2={json.dumps(reading['t2'])};t3={t3};"
+            f"token={reading['token']}")
+
+
+def test_one_trace_over_batches_keeps_its_gaps_exactly(ddb_client: Any, table_name: str) -> None:
+    """SimpleSpanProcessor with the companion: each span its own export, child first."""
+    recv = 1_767_225_600_000
+    ingest, read = make_app(ddb_client, table_name, lambda: recv - 999.5, CLOCK_SYNC_KEY="k")
+    theta = -666  # the browser runs 666 ms ahead
+    header = exchange(ingest, "sess-trace", recv - 1_000, theta)
+    client = (recv - theta) * 1_000_000  # ns, the client clock at our `recv`
+    spans = [  # (id, parent, start, end), exported in this order
+        ("00000000000000c2", "00000000000000c1", client + 60_000_000, client + 80_000_000),
+        ("00000000000000c1", "00000000000000a1", client + 50_000_000, client + 120_000_000),
+        ("00000000000000a1", "", client, client + 300_000_000),
+    ]
+    for i, span in enumerate(spans):
+        at = recv + 400 + 150 * i
+        sent = str(at - 30 - theta)
+        event = build_event("POST", "/v1/traces", [("content-type", "application/json"),
+                            ("x-sent-at", sent), ("x-clock-sync", header)],
+                            otlp("sess-trace", span), at)
+        assert ingest.handle(event)["statusCode"] == 200
+    stored = {s["span_id"]: s for s in stored_spans(read, TRACE)}
+    assert len({s["offset_ms"] for s in stored.values()}) == 1
+    assert all(s["applied"] for s in stored.values())
+    for child, parent in (("00000000000000c1", "00000000000000a1"),
+                          ("00000000000000c2", "00000000000000c1")):
+        gap = (int(stored[child]["start_time_unix_nano"])
+               - int(stored[parent]["start_time_unix_nano"]))
+        raw = (int(stored[child]["raw_start_time_unix_nano"])
+               - int(stored[parent]["raw_start_time_unix_nano"]))
+        assert gap == raw
+    _, doc = skew(read, "sess-trace")
+    assert not any("shift_moved" in s["flags"] for s in doc["samples"])
+    assert [s["method"] for s in doc["samples"]] == ["ntp"] * 3
+
+
+def test_sync_tokens_are_bound_to_a_session_and_count_once(
+    ddb_client: Any, table_name: str
+) -> None:
+    recv = 1_767_225_600_000
+    ingest, read = make_app(ddb_client, table_name, lambda: recv - 999.5, CLOCK_SYNC_KEY="k")
+    header = exchange(ingest, "owner", recv - 1_000, -800)
+    client = (recv + 800) * 1_000_000
+
+    def post(session: str, span_id: str, at: int, sync: str) -> dict[str, Any]:
+        event = build_event("POST", "/v1/traces", [("content-type", "application/json"),
+                            ("x-sent-at", str(at + 800 - 30)), ("x-clock-sync", sync)],
+                            otlp(session, (span_id, "", client, client + 1_000_000)), at)
+        assert ingest.handle(event)["statusCode"] == 200
+        _, doc = skew(read, session)
+        sample: dict[str, Any] = doc["samples"][-1]
+        return sample
+
+    assert post("owner", "0000000000000001", recv, header)["method"] == "ntp"
+    # Copied into another session: a bad token there, not counted.
+    thief = post("thief", "0000000000000002", recv + 10, header)
+    assert "implausible_sync" in thief["flags"] and thief["method"] == "send_time"
+    # The same server times with other client times, in the owner's session: a replay.
+    t0 = header.split(";")[0].split("=")[1]
+    forged = header.replace(f"t0={t0}", f"t0={float(t0) - 300}", 1)
+    assert "replayed_sync" in post("owner", "0000000000000003", recv + 20, forged)["flags"]
+    # What the companion does on every export, the very same echo: known, not a replay.
+    again = post("owner", "0000000000000004", recv + 30, header)
+    assert again["method"] == "ntp" and not again["flags"]
 
 
 def test_unknown_session_is_404(ddb_client: Any, table_name: str) -> None:

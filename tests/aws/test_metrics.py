@@ -12,13 +12,13 @@ from skewgate.aws.ingest import BatchOutcome, IngestApp
 from skewgate.aws.metrics import OFFSET_BUCKETS, EmfMetricsSink, offset_bucket
 from skewgate.aws.settings import IngestSettings
 from skewgate.aws.store import Store
-from skewgate.clock import Method, SkewEstimate
+from skewgate.clock import Flag, Method, SkewEstimate
 from skewgate_tools.demo import SCENARIOS, scenario_events
 
 AHEAD = SkewEstimate(-800.0, -10_780.0, -780.0, Method.SEND_TIME, applied=True)
 SYNCED_CAUSALITY = SkewEstimate(4_980.0, -55_000.0, 5_000.0, Method.CAUSALITY, applied=False)
 JUMPED = SkewEstimate(10_800_000.0, 10_790_000.0, 10_800_020.0, Method.NTP, applied=True,
-                      jump=True, flags=("jump",))
+                      jump=True, flags=(Flag.CLOCK_DRIFT, Flag.JUMP))
 
 
 def emf_lines(text: str) -> list[dict[str, Any]]:
@@ -64,7 +64,7 @@ def test_one_line_per_session_with_every_metric(capsys: pytest.CaptureFixture[st
         # One dimension set: the three low-cardinality dimensions and Powertools' service.
         assert directive["Dimensions"] == [["method", "corrected", "offset_bucket", "service"]]
         assert [m["Name"] for m in directive["Metrics"]] == [
-            "Batches", "AbsOffsetMs", "Jumps", "Spans"
+            "Batches", "AbsOffsetMs", "Jumps", "ClockDrifts", "Spans"
         ]
         assert "session" not in json.dumps(line) and "s1" not in line.values()
     ahead, synced, jumped = lines
@@ -79,7 +79,18 @@ def test_one_line_per_session_with_every_metric(capsys: pytest.CaptureFixture[st
     )
     assert synced["Spans"] == [0.0]  # the batch's spans are counted once, on its first line
     assert (jumped["offset_bucket"], jumped["Jumps"]) == ("ge_1h", [1.0])
+    # Drift (the companion saw its clocks disagree, or spans far older than the send time) is
+    # counted beside the jump, per session line.
+    assert jumped["ClockDrifts"] == [1.0] and ahead["ClockDrifts"] == [0.0]
     assert sum(line["Spans"][0] for line in lines) == outcome.span_count
+
+
+def test_sleep_drift_counts_as_drift(capsys: pytest.CaptureFixture[str]) -> None:
+    drifted = SkewEstimate(-5.0, None, -5.0, Method.CAUSALITY, applied=False,
+                           flags=(Flag.SLEEP_DRIFT,))
+    EmfMetricsSink().record_batch(BatchOutcome("b2", 1, 0, estimates=[("s", drifted)]))
+    (line,) = emf_lines(capsys.readouterr().out)
+    assert line["ClockDrifts"] == [1.0] and line["Jumps"] == [0.0]
 
 
 @pytest.mark.parametrize(

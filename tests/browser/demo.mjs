@@ -39,8 +39,14 @@ const FLAG_NOTES = {
     'stamped on the old clock, so nothing is shifted (press “New session” to measure the new clock alone)',
   possible_step: 'the upper bound rose more than a slow upload explains: the session\'s history upper side was dropped',
   sleep_drift: 'spans older than any batching explains: only their hard causality bound counts',
-  over_cap: 'beyond MAX_CORRECTION_MS: stored raw only',
-  implausible_sync: 'the X-Clock-Sync header was malformed or impossible and was ignored',
+  clock_drift:
+    'the companion saw Date.now() and performance.now() disagree (a sleep, or this page\'s clock shift): ' +
+    'a new clock segment starts here',
+  shift_moved: 'this batch is shifted differently from the segment\'s previous one: compare its spans with care',
+  future: 'its spans would have ended after the gateway received them: moved back so the last one ends at receipt',
+  over_cap: 'beyond MAX_CORRECTION_MS: not corrected (only moved back to receipt if it came from the future)',
+  implausible_sync: 'the X-Clock-Sync header was malformed or impossible, or its token was not for this session',
+  replayed_sync: 'a round trip this session had already counted, resent with other client times, or an older one',
   no_session: 'no session.id: no history',
 };
 
@@ -272,6 +278,9 @@ function init() {
   $('#new-session').addEventListener('click', () => {
     sessionId = newSessionId();
     batches = 0;
+    // The gateway binds a round trip to the session it was made for: measure the new one's.
+    syncing = skew.sync();
+    syncing.then(renderCompanion);
     refresh();
     setStatus(`new session ${sessionId}`);
   });

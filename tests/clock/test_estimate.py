@@ -18,9 +18,11 @@ from skewgate.clock import (
     OffsetInterval,
     SessionClock,
     SkewEstimate,
+    clock_key_id,
     estimate,
     sign_clock_reading,
 )
+from skewgate.clock.filter import clock_filter
 
 T = 1_767_225_600_000.0  # 2026-01-01T00:00:00Z in ms
 CFG = EstimatorConfig()
@@ -200,8 +202,9 @@ class TestRoundTrip:
         assert est.lower_ms == pytest.approx(sync.t2 - sync.t3 - w)
         assert est.upper_ms == pytest.approx(sync.t1 - sync.t0 + w)
         assert est.offset_ms == pytest.approx(-3_000.0) and est.applied
-        assert state.best_sync_offset_ms == pytest.approx(-3_000.0)
-        assert state.best_sync_delay_ms == pytest.approx(80.0)
+        (counted,) = state.syncs
+        assert counted.offset_ms == pytest.approx(-3_000.0)
+        assert counted.delay_ms == pytest.approx(80.0) and not counted.retired
 
     def test_one_way_upper_bound_narrows_a_round_trip(self) -> None:
         sync = exchange(theta=0.0, at=T - 1_000.0, up=200.0, down=200.0)  # [-200, 200]
@@ -217,7 +220,8 @@ class TestRoundTrip:
         assert "stale_sync" in est.flags
         assert est.method is Method.SEND_TIME
         assert (est.lower_ms, est.upper_ms) == (-15_000.0, -5_000.0)
-        assert state.best_sync_offset_ms is None
+        # Counted (a later echo of it is known), but it no longer speaks for the clock.
+        assert [s.retired for s in state.syncs] == [True]
 
 
 class TestPlausibility:
@@ -288,11 +292,14 @@ class TestPlausibility:
         assert "implausible_sync" in est.flags and est.method is Method.NONE
 
     def test_sign_clock_reading(self) -> None:
-        a = sign_clock_reading(b"k", "1", "2")
-        assert len(a) == 32 and int(a, 16) >= 0
-        assert a == sign_clock_reading(b"k", "1", "2")
-        assert a != sign_clock_reading(b"other", "1", "2")
-        assert a != sign_clock_reading(b"k", "1", "2.0")
+        a = sign_clock_reading(b"k", "1", "2", "s1")
+        kid, _, mac = a.partition(".")
+        assert kid == clock_key_id(b"k") and len(mac) == 32 and int(mac, 16) >= 0
+        assert a == sign_clock_reading(b"k", "1", "2", "s1")
+        assert a != sign_clock_reading(b"other", "1", "2", "s1")
+        assert a != sign_clock_reading(b"k", "1", "2.0", "s1")
+        assert a != sign_clock_reading(b"k", "1", "2", "s2")  # bound to the session
+        assert a != sign_clock_reading(b"k", "1", "2")  # and "no session" is one too
 
 
 class TestHeaderParsing:
@@ -362,14 +369,20 @@ class TestHistory:
                 BatchEvidence(received_at_ms=T + 60_000.0, clock_sync=worse),
             ]
         )
-        assert state.best_sync_delay_ms == pytest.approx(40.0)
-        # An hour later the old one has drifted out of favour (20 + 720 + 1 > 100 + 1).
-        late = exchange(theta=100.0, at=T + HOUR, up=160.0, down=40.0)
+        best, jitter = clock_filter(state.syncs, state.segment, T + 60_000.0, CFG.phi)
+        assert best is not None and best.delay_ms == pytest.approx(40.0)
+        assert jitter == pytest.approx(60.0)  # the skewed one's midpoint is 60 ms off
+        assert state.estimate_ms == pytest.approx(100.0)
+        # Two hours on, the old one has aged out of favour (20 + 15 ppm × 2 h = 128 > 100).
+        late = exchange(theta=100.0, at=T + 2 * HOUR, up=160.0, down=40.0)
         _, state2 = estimate(
-            BatchEvidence(received_at_ms=T + HOUR + 2_000.0, clock_sync=late), state, CFG
+            BatchEvidence(received_at_ms=T + 2 * HOUR + 2_000.0, clock_sync=late), state, CFG
         )
-        assert state2.best_sync_delay_ms == pytest.approx(200.0)
-        assert state2.best_sync_offset_ms == pytest.approx(100.0 + 60.0)
+        best, _ = clock_filter(state2.syncs, 0, T + 2 * HOUR + 2_000.0, CFG.phi)
+        assert best is not None and best.delay_ms == pytest.approx(200.0)
+        assert best.offset_ms == pytest.approx(100.0 + 60.0)
+        # ... but it moves the estimate by no more than the jitter it had: the value stays.
+        assert state2.estimate_ms == pytest.approx(100.0)
 
 
 class TestJumps:
@@ -391,7 +404,8 @@ class TestJumps:
         assert (new.segment, new.samples) == (1, 1)
         assert est.interval == OffsetInterval(-HOUR + 50.0 - 10_000.0, -HOUR + 50.0)
         assert est.method is Method.SEND_TIME  # history does not cross a jump
-        assert new.best_sync_offset_ms is None
+        assert clock_filter(new.syncs, new.segment, recv, CFG.phi) == (None, None)
+        assert new.estimate_method is Method.SEND_TIME
         assert est.applied
 
     def test_clock_set_back_is_a_jump(self) -> None:
@@ -489,7 +503,7 @@ class TestMethodPrecedence:
     def test_no_evidence_is_unbounded_and_never_applied(self) -> None:
         est, state = estimate(BatchEvidence(T), None, CFG)
         assert (est.lower_ms, est.upper_ms, est.offset_ms, est.applied) == (None, None, 0.0, False)
-        assert state.sync_dispersion_at(T, CFG) == math.inf
+        assert state.syncs == () and state.ceiling_ms is None
 
     @pytest.mark.parametrize(
         ("first", "then", "method"),
@@ -525,9 +539,12 @@ class TestPointEstimate:
     def test_one_way_uses_the_tightest_upper_bound_of_the_session(self) -> None:
         a = BatchEvidence(received_at_ms=T, sent_at_ms=T + 5_000.0 - 40.0)  # 40 ms upload
         b = BatchEvidence(received_at_ms=T + 5_000.0, sent_at_ms=T + 5_000.0 + 5_000.0 - 300.0)
-        (_, est), _ = run([a, b])
+        (_, est), state = run([a, b])
         assert est.upper_ms == pytest.approx(-4_960.0 + drift(5_000.0))
-        assert est.offset_ms == pytest.approx(est.upper_ms - 20.0)
+        # The ceiling ages at the typical drift (15 ppm), not the worst case: 0.075 ms, less
+        # than the estimate's uncertainty, so the segment's value stays.
+        assert state.ceiling_ms == pytest.approx(-4_960.0 + 5_000.0 * CFG.phi)
+        assert est.offset_ms == -4_960.0 - 20.0
 
     def test_with_a_round_trip_in_the_session_it_is_that_midpoint(self) -> None:
         # Not "upper − δ/2": the lowest-dispersion round trip's midpoint, clamped into the
@@ -538,13 +555,13 @@ class TestPointEstimate:
         (_, est), _ = run([first, later])
         assert est.offset_ms == pytest.approx(sync.midpoint_ms) == pytest.approx(-2_980.0)
 
-    def test_a_round_trip_midpoint_outside_the_narrowed_interval_is_dropped(self) -> None:
+    def test_a_round_trip_midpoint_outside_the_narrowed_interval_is_clamped(self) -> None:
         sync = exchange(theta=-50.0, at=T - 1_000.0, up=60.0, down=60.0)  # [-110, 10]
         first = BatchEvidence(received_at_ms=T, clock_sync=sync)
         later = BatchEvidence(received_at_ms=T + 1_000.0, sent_at_ms=T + 1_000.0 + 90.0)
-        (_, est), state = run([first, later])
-        assert est.upper_ms == -90.0 and state.best_sync_offset_ms is None
-        assert est.offset_ms == -110.0  # upper − default delay, inside [-112.4, -90]
+        (_, est), _ = run([first, later])
+        assert est.upper_ms == -90.0
+        assert est.offset_ms == -90.0  # the midpoint −50 is impossible now: the nearest bound
         assert est.lower_ms == pytest.approx(-110.0 - ntp_widening(sync, T) - drift(1_000.0))
 
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, flush, delay, response } from '../testing/fakes.js';
+import { setup, flush, delay, response, WALL0 } from '../testing/fakes.js';
 
 const MIN = 60_000;
 
@@ -152,14 +152,16 @@ test('device sleep (Date.now() jumps, performance.now() does not): stale exchang
   env.advance(10_000);
   env.sleep(3_600_000);
   const h = await env.skew.headers();
-  assert.equal('X-Clock-Sync' in h, false, 'the old exchange describes the old clock');
+  // The old exchange describes the old clock; the epoch tells the gateway the clock may have
+  // moved since its earlier batches (it flags this one clock_drift).
+  assert.equal(h['X-Clock-Sync'], 'epoch=1');
   assert.equal(h['X-Sent-At'], String(env.clock.wall));
   assert.equal(env.skew.latest(), null);
   assert.equal(env.calls.length, 4, 'resync started by the export');
   gate.release();
   const after = await env.skew.sync();
   assert.ok(after.t0 >= before.t3 + 3_600_000);
-  assert.equal((await env.skew.headers())['X-Clock-Sync'], after.header);
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], after.header + ';epoch=1');
   env.skew.stop();
 });
 
@@ -218,7 +220,7 @@ test('a jump during the last exchange of a burst also voids the earlier ones', a
   await flush();
   assert.equal(env.calls.length, 4, 'a new burst started after the jump');
   assert.equal(env.skew.latest(), null, 'nothing from before the jump is kept');
-  assert.equal('X-Clock-Sync' in (await env.skew.headers()), false);
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], 'epoch=1');
   gate.release();
   const x = await env.skew.sync();
   assert.equal(x.t0, env.calls[3].t0);
@@ -269,5 +271,51 @@ test('without a url: no requests, X-Sent-At only', async () => {
   assert.equal(env.calls.length, 0);
   assert.equal(await env.skew.sync(), null);
   assert.deepEqual(Object.keys(await env.skew.headers()), ['X-Sent-At']);
+  env.skew.stop();
+});
+
+test('drift epoch: counts every disagreement, rides on X-Clock-Sync with or without an exchange', async () => {
+  const env = setup();
+  const x = await env.skew.sync();
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], x.header, 'no epoch before any drift');
+  env.advance(1_000);
+  env.setClock(5_000); // NTP steps the clock
+  env.fireTimers();
+  let y = await env.skew.sync();
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], y.header + ';epoch=1');
+  env.advance(1_000);
+  env.sleep(MIN);
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], 'epoch=2');
+  y = await env.skew.sync();
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], y.header + ';epoch=2');
+  env.skew.stop();
+});
+
+test('Date.now() against timeOrigin + performance.now(): a sleep before the module ran counts', async () => {
+  // wall = WALL0, performance.now() = 5000: a consistent timeOrigin is WALL0 - 5000.
+  const asleep = setup({ timeOrigin: WALL0 - 5_000 - 30_000 }); // 30 s the monotonic clock missed
+  const x = await asleep.skew.sync();
+  assert.equal((await asleep.skew.headers())['X-Clock-Sync'], x.header + ';epoch=1');
+  asleep.skew.stop();
+  const fine = setup({ timeOrigin: WALL0 - 5_000 - 20 }); // within jumpMs
+  const y = await fine.skew.sync();
+  assert.equal((await fine.skew.headers())['X-Clock-Sync'], y.header);
+  fine.skew.stop();
+});
+
+test('the session id goes to /v1/clock; an exchange made for another session is not sent', async () => {
+  let session = 'tab-1';
+  const env = setup({ burst: 1, sessionId: () => session, ingestKey: 'pk_1' });
+  const x = await env.skew.sync();
+  assert.equal(env.calls[0].url, 'https://gw.example/v1/clock?key=pk_1&session=tab-1');
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], x.header);
+  session = 'tab-2';
+  const h = await env.skew.headers();
+  assert.equal('X-Clock-Sync' in h, false, 'its token is bound to tab-1');
+  assert.equal(h['X-Session-Id'], 'tab-2');
+  assert.equal(env.calls.length, 2, 'and a sync started at once');
+  const y = await env.skew.sync();
+  assert.equal(env.calls.at(-1).url, 'https://gw.example/v1/clock?key=pk_1&session=tab-2');
+  assert.equal((await env.skew.headers())['X-Clock-Sync'], y.header);
   env.skew.stop();
 });

@@ -197,6 +197,10 @@ class IngestApp:
     # --- /v1/clock -----------------------------------------------------------------------
 
     def _clock(self, request: Request) -> dict[str, Any]:
+        """The NTP half-exchange; with ``CLOCK_SYNC_KEY``, a token bound to the ``session``
+        query parameter (the companion's session id; a CORS-simple GET keeps any preflight out
+        of the measured round trip). An id longer than a session key can be binds to no
+        session, as the ingest then has none for its batches either."""
         received = request.received_at_ms
         t1: int | float = int(received) if received.is_integer() else received
         t2 = max(round(self.clock_ms(), 3), received)
@@ -204,7 +208,12 @@ class IngestApp:
         # Render as the JSON text the client will echo, so a token over it verifies.
         t1_text, t2_text = json.dumps(t1), json.dumps(t2)
         if self.estimator.clock_sync_key is not None:
-            payload["token"] = sign_clock_reading(self.estimator.clock_sync_key, t1_text, t2_text)
+            session = request.query.get("session") or ""
+            if len(session.encode()) > self.plan_config.max_session_id_bytes:
+                session = ""
+            payload["token"] = sign_clock_reading(
+                self.estimator.clock_sync_key, t1_text, t2_text, session
+            )
         return json_response(200, payload, {"cache-control": "no-store", **self._cors(request)})
 
     # --- /v1/traces ----------------------------------------------------------------------

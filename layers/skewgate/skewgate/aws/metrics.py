@@ -7,6 +7,10 @@ whatever the traffic (no session or trace ids as dimensions). Metrics on that li
 - ``Batches`` (Count, 1): the line's batch × session; ``SUM`` counts traffic per bucket;
 - ``AbsOffsetMs`` (Milliseconds): |point estimate| — see :func:`offset_bucket` for its caveat;
 - ``Jumps`` (Count, 0/1): a clock step was detected;
+- ``ClockDrifts`` (Count, 0/1): the client's clocks drifted apart — the companion saw
+  ``Date.now()`` and its monotonic clock disagree (``clock_drift``), or the spans ended far
+  before the send time (``sleep_drift``). ``SUM`` per period is how many session-batches saw
+  one, beside ``Jumps``; drifts without jumps are mostly sleeps, with jumps clock changes;
 - ``Spans`` (Count): the spans stored for that session, so ``SUM(Spans)`` is every stored span.
 
 The lines are written directly (the format is a JSON object with an ``_aws`` directive), not
@@ -32,6 +36,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from skewgate.clock.estimate import Flag
 from skewgate.clock.interval import SKEW_THRESHOLDS, proven_abs_offset_ms
 
 if TYPE_CHECKING:
@@ -51,6 +56,8 @@ _BUCKETS: Final = (
 )
 assert tuple(bound for bound, _ in _BUCKETS) == tuple(b for _, b in SKEW_THRESHOLDS)
 OFFSET_BUCKETS: Final = (*(name for _, name in _BUCKETS), "ge_1h")
+# The flags that say the client's wall clock and the clock its spans ran on came apart.
+_DRIFTS: Final = frozenset({Flag.CLOCK_DRIFT, Flag.SLEEP_DRIFT})
 
 
 def offset_bucket(lower_ms: float | None, upper_ms: float | None) -> str:
@@ -132,6 +139,7 @@ class EmfMetricsSink:
                 ("Batches", "Count", 1),
                 ("AbsOffsetMs", "Milliseconds", abs(estimate.offset_ms)),
                 ("Jumps", "Count", int(estimate.jump)),
+                ("ClockDrifts", "Count", int(bool(_DRIFTS.intersection(estimate.flags)))),
                 ("Spans", "Count", spans),
             ]
             out.append(emf_line(self.namespace, dimensions, metrics, now))

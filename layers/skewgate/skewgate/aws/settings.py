@@ -124,8 +124,12 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
     max_upload_delay_ms: Positive = 10_000.0
     max_batch_age_ms: Positive = 60_000.0
     max_drift_ppm: Annotated[float, msgspec.Meta(ge=0, le=100_000)] = 200.0
-    max_sync_age_ms: Positive = 6 * 3_600_000.0
+    max_sync_age_ms: Positive = 10 * 60_000.0
     clock_sync_key: str | None = None
+    #: Keys that signed tokens still in flight after a rotation (comma-separated): they verify,
+    #: they sign nothing new. Tokens name their key (``<key id>.<MAC>``).
+    clock_sync_previous_keys: str | None = None
+    default_one_way_delay_ms: NonNegative = 20.0
     max_body_bytes: PositiveInt = 5 * 1024 * 1024
     max_inflated_bytes: PositiveInt = 20 * 1024 * 1024
     max_spans_per_request: PositiveInt = 10_000
@@ -173,6 +177,10 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
             max_drift_ppm=self.max_drift_ppm,
             max_sync_age_ms=self.max_sync_age_ms,
             clock_sync_key=self.clock_sync_key.encode() if self.clock_sync_key else None,
+            clock_sync_previous_keys=tuple(
+                k.encode() for k in sorted(_csv(self.clock_sync_previous_keys) or ())
+            ),
+            default_one_way_delay_ms=self.default_one_way_delay_ms,
         )
 
     def limits(self) -> Limits:

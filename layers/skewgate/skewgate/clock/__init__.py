@@ -26,6 +26,8 @@ from skewgate.clock.evidence import (
     MAX_PLAUSIBLE_OFFSET_MS,
     BatchEvidence,
     ClockSync,
+    ClockSyncHeader,
+    clock_key_id,
     sign_clock_reading,
 )
 from skewgate.clock.interval import SKEW_THRESHOLDS, OffsetInterval, proven_abs_offset_ms
@@ -47,6 +49,7 @@ __all__ = [
     "BatchPlan",
     "BatchRecord",
     "ClockSync",
+    "ClockSyncHeader",
     "EstimatorConfig",
     "Flag",
     "Grouping",
@@ -63,6 +66,7 @@ __all__ = [
     "SkewEstimate",
     "SkewSample",
     "batch_id",
+    "clock_key_id",
     "corrected_request",
     "estimate",
     "plan_batch",

@@ -36,7 +36,12 @@ from typing import Final
 
 from skewgate.clock.correction import Grouping, SessionGroup, SessionShift, batch_id
 from skewgate.clock.estimate import EstimatorConfig, Flag, SessionClock, SkewEstimate, estimate
-from skewgate.clock.evidence import MAX_PLAUSIBLE_OFFSET_MS, BatchEvidence, ClockSync
+from skewgate.clock.evidence import (
+    MAX_PLAUSIBLE_OFFSET_MS,
+    BatchEvidence,
+    ClockSync,
+    ClockSyncHeader,
+)
 from skewgate.clock.records import (
     FORMAT,
     BatchRecord,
@@ -171,8 +176,8 @@ def _evidence(facts: RequestFacts, group: SessionGroup) -> tuple[BatchEvidence, 
     sent = parse_sent_at(facts.sent_at, facts.received_at_ms)
     if facts.sent_at is not None and sent is None:
         notes.append(Flag.BAD_SENT_AT)
-    sync = ClockSync.parse(facts.clock_sync) if facts.clock_sync else None
-    if facts.clock_sync and sync is None:
+    header = ClockSyncHeader.parse(facts.clock_sync)
+    if header.malformed:
         notes.append(Flag.IMPLAUSIBLE_SYNC)
     if group.session_id is None:
         notes.append(Flag.BAD_SESSION_ID if group.dropped_session_id else Flag.NO_SESSION)
@@ -180,7 +185,9 @@ def _evidence(facts: RequestFacts, group: SessionGroup) -> tuple[BatchEvidence, 
         received_at_ms=facts.received_at_ms,
         sent_at_ms=sent,
         max_client_time_ms=group.max_client_time_ms,
-        clock_sync=sync,
+        clock_sync=header.sync,
+        session_id=group.session_id,
+        drift_epoch=header.epoch,
     )
     return evidence, notes
 

@@ -84,6 +84,8 @@ class SkewSample(msgspec.Struct, frozen=True, kw_only=True):
     sent_at_ms: float | None = None
     max_client_time_ms: float | None = None
     sync_delay_ms: float | None = None
+    #: With flag ``shift_moved``: what the segment's previous batch was shifted by.
+    previous_shift_ms: float | None = None
 
     @classmethod
     def from_estimate(
@@ -103,6 +105,9 @@ class SkewSample(msgspec.Struct, frozen=True, kw_only=True):
             flags=[str(f) for f in estimate.flags],
             span_count=span_count,
             trace_ids=trace_ids,
+            previous_shift_ms=(
+                None if estimate.previous_shift_ms is None else round_ms(estimate.previous_shift_ms)
+            ),
             # sent_at_ms, max_client_time_ms, sync_delay_ms: to the microsecond as well.
             **{k: round_ms(v) if isinstance(v, float) else v for k, v in extra.items()},  # type: ignore[arg-type]
         )
