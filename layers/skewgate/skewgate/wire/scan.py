@@ -136,18 +136,19 @@ def scan_request(
 # --- JSON ---------------------------------------------------------------------------------
 
 
-class _Value(msgspec.Struct, rename="camel", gc=False):
+class _Value(msgspec.Struct, rename="camel", gc=False, forbid_unknown_fields=True):
+    """A scalar value, typed as the full decoder types it. Anything else — a nested
+    ``arrayValue``/``kvlistValue``, ``bytesValue`` (whose base64 rules differ), an unknown
+    key, however its name is escaped — fails here, and the request goes the lenient way."""
+
     string_value: str | None = None
     bool_value: bool | None = None
     int_value: _INT64 | None = None
     double_value: float | None = None
-    # msgspec.Raw cannot be optional: an empty Raw is "absent".
-    array_value: msgspec.Raw = msgspec.Raw()
-    kvlist_value: msgspec.Raw = msgspec.Raw()
-    bytes_value: str | None = None  # base64: checked by the full decoder (see _NESTED_HINTS)
 
 
 class _LenientValue(msgspec.Struct, rename="camel", gc=False):
+    # msgspec.Raw cannot be optional: an empty Raw is "absent".
     string_value: str | None = None
     bool_value: bool | None = None
     int_value: int | None = None
@@ -312,9 +313,12 @@ _ALL_LISTS: Final = msgspec.json.Decoder(list[list[_KeyValue[_LenientValue]]], s
 _VALUE_CHUNK: Final = 256 << 10
 
 
-# Values the typed decoder does not check the way validate() does are named by these keys:
-# nested ones, and bytes (base64 rules differ); "\u" is how a key could hide from a search.
-_NESTED_HINTS: Final = (b"arrayValue", b"kvlistValue", b"bytesValue")
+
+
+def _escaped(data: bytes) -> bool:
+    """Whether the body holds a ``\\u`` escape (a key could be spelled with one): a memchr
+    for the backslash first, as OTel JSON rarely has any."""
+    return b"\\" in data and b"\\u" in data
 
 
 def _all_attributes(request: Any) -> Iterator[Any]:
@@ -367,9 +371,9 @@ def _raw_attribute_lists(request: Any) -> Iterator[bytes]:
                     yield link.attributes
 
 
-def _check_values(request: Any, nested: bool) -> tuple[bool, int]:
+def _check_values(request: Any) -> tuple[bool, int]:
     """Decode every attribute list of a lite request a chunk at a time: whether the typed
-    decoder accepts them all, and (with ``nested``) how many bytes of nesting they hold."""
+    decoder accepts them all, and if not, how many bytes of nesting they hold."""
     chunk: list[bytes] = []
     size = 0
     ok = True
@@ -386,7 +390,7 @@ def _check_values(request: Any, nested: bool) -> tuple[bool, int]:
                 lists = _decode_json_with(_ATTRIBUTES_LENIENT, joined)
             except msgspec.ValidationError as exc:
                 raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
-        if nested:
+        if not ok:  # the typed decoder admits no nesting: only lenient chunks can hold any
             for attributes in lists:
                 for kv in attributes:
                     if kv.value is not None:
@@ -411,21 +415,20 @@ def _scan_json(data: bytes, limits: Limits, typed_up_to: int = TYPED_UP_TO) -> S
     try:
         request = _decode_json_with(_STRICT, data)
     except msgspec.ValidationError:
-        # A value the typed decoder refuses (an int beyond int64, bytes that are not
-        # base64) rejects its span only: the full decoder decides which.
+        full = True
+    if full:
+        # A value the typed decoder refuses (nested, bytes, an int beyond int64) is decided
+        # span by span by the full decoder, once the cost of its nesting is known bounded.
         try:
             request = _decode_json_with(_LENIENT, data)
         except msgspec.ValidationError as exc:
             raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
-        full = True
-    escaped = b"\\u" in data
-    if escaped or any(hint in data for hint in _NESTED_HINTS):
         nested = _nested_bytes(request)
         if nested > limits.max_nested_bytes:
             raise TooLarge(
                 f"nested attribute values of {nested} bytes exceed {limits.max_nested_bytes}"
             )
-        full = True
+    escaped = _escaped(data)
     total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
     if total > limits.max_spans:
         raise TooLarge(f"{total} spans in one request exceed the limit of {limits.max_spans}")
@@ -449,9 +452,8 @@ def _scan_large_json(data: bytes, limits: Limits) -> ScannedBatch:
         request = _decode_json_with(_LITE, data)
     except msgspec.ValidationError as exc:
         raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
-    escaped = b"\\u" in data
-    hinted = escaped or any(hint in data for hint in _NESTED_HINTS)
-    typed, nested = _check_values(request, hinted)
+    escaped = _escaped(data)
+    typed, nested = _check_values(request)
     if nested > limits.max_nested_bytes:
         raise TooLarge(
             f"nested attribute values of {nested} bytes exceed {limits.max_nested_bytes}"
@@ -459,7 +461,7 @@ def _scan_large_json(data: bytes, limits: Limits) -> ScannedBatch:
     total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
     if total > limits.max_spans:
         raise TooLarge(f"{total} spans in one request exceed the limit of {limits.max_spans}")
-    if not typed or hinted:
+    if not typed:
         del request
         decoded = validate(decode_json(data), limits)
         scan = _scan_decoded(decoded.request, data, check=False, escaped=escaped)
@@ -549,8 +551,8 @@ def _columns(spans: list[Any], resources: list[int], check: bool, out: _Columns)
         base = out.ordinal
         if out.ordinals is not None:
             out.ordinals.extend(range(base, base + n))
-        out.trace_ids.extend(t.lower() for t in trace_ids)
-        out.span_ids.extend(t.lower() for t in span_ids)
+        out.trace_ids.extend(trace_ids)  # the check proved them lowercase hex already
+        out.span_ids.extend(span_ids)
         out.resources.extend(resources)
         out.latest.extend(latest)
         if session_of is not None:

@@ -179,10 +179,14 @@ def _patch(
     if len(values) - values.count(0) != times[0] or sum(values) != times[1]:
         return None  # a time field under another spelling, or one outside the model
     if shifts is None:
-        parts[2::3] = [
-            b"%d" % (v + shift if v + shift > 0 else 0) if v else d
-            for v, d in zip(values, digits, strict=True)
-        ]
+        moved = list(map(shift.__add__, values))
+        if values.count(0) == 0 and min(moved, default=1) > 0:  # every time set, none < 0
+            parts[2::3] = map(b"%d".__mod__, moved)
+        else:
+            parts[2::3] = [
+                b"%d" % (m if m > 0 else 0) if v else d
+                for v, m, d in zip(values, moved, digits, strict=True)
+            ]
         return b"".join(parts)
     assert counts is not None
     per_time: list[int] = []
