@@ -78,7 +78,7 @@ def ddb_client(dynamodb_endpoint: str) -> Any:
     from skewgate.aws.client import dynamodb_client
 
     client = dynamodb_client()
-    assert client.meta.endpoint_url.rstrip("/") == dynamodb_endpoint.rstrip("/")
+    assert client.endpoint_url == dynamodb_endpoint.rstrip("/")
     return client
 
 

@@ -118,3 +118,11 @@ def test_nothing_points_outside_the_repository() -> None:
             if needle in text:
                 offenders.append(f"{name}: {needle}")
     assert not offenders, offenders
+
+
+def test_the_aws_room_exports_resolve_lazily() -> None:
+    import skewgate.aws as aws
+
+    assert sorted(aws.__all__) == sorted(aws._HOMES)
+    for name in aws.__all__:
+        assert getattr(aws, name).__name__ == name

@@ -19,11 +19,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from support import FIXTURES, REPO
 
+from skewgate.aws.client import dynamodb_client
 from skewgate.aws.codec import from_item
+from skewgate.aws.dynamo import DynamoDBError
 from skewgate.aws.forward import build_forward_app
 from skewgate.aws.forward.records import to_lambda_record
 from skewgate.aws.ingest import IngestApp
@@ -59,13 +60,18 @@ def get(read: ReadApp, path: str) -> tuple[int, Any]:
 class FailingCommits:
     """A real DynamoDB client whose commit transaction fails as DynamoDB fails under load."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, error: str) -> None:
         self._client = client
+        self._error = error
         self.transactions = 0
 
     def transact_write_items(self, **kwargs: Any) -> Any:
         self.transactions += 1
-        raise ClientError(
+        if self._error == "lean":  # what the functions' own caller raises
+            raise DynamoDBError("TransactWriteItems", 500, {
+                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "message": "injected"})
+        raise ClientError(  # what a boto3 client raises
             {"Error": {"Code": "InternalServerError", "Message": "injected"}},
             "TransactWriteItems",
         )
@@ -104,11 +110,12 @@ class Recorder:
         return HttpResult(200, {}, b"")
 
 
+@pytest.mark.parametrize("error", ["lean", "boto3"])
 def test_a_503_batch_leaves_nothing_readable_or_forwarded(
-    ddb_client: Any, table_name: str
+    ddb_client: Any, table_name: str, error: str
 ) -> None:
     settings = IngestSettings.from_env({"TABLE_NAME": table_name})
-    failing = FailingCommits(ddb_client)
+    failing = FailingCommits(ddb_client, error)
     ingest = IngestApp(settings, Store(failing, table_name))
     response = ingest.handle(fixture_event(1), remaining_ms=lambda: 15_000)
     assert response["statusCode"] == 503 and int(response["headers"]["retry-after"]) >= 1
@@ -193,12 +200,7 @@ def test_a_stalled_dynamodb_is_a_503_well_before_the_deadline(tmp_path: Path) ->
     process = ddb.start_dynamodb_local(port, repo_root=REPO, log_path=tmp_path / "ddb.log")
     try:
         endpoint = ddb.endpoint_url(port)
-        client = boto3.client(
-            "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-            aws_access_key_id="local", aws_secret_access_key="local",
-            config=Config(connect_timeout=1, read_timeout=2.5,
-                          retries={"mode": "standard", "max_attempts": 1}),
-        )
+        client = dynamodb_client(endpoint_url=endpoint)  # what the function runs
         ddb.ensure_table(client, "stalled", REPO / "template.yaml")
         settings = IngestSettings.from_env({"TABLE_NAME": "stalled"})
         ingest = IngestApp(settings, Store(client, "stalled"))

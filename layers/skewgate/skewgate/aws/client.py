@@ -1,9 +1,10 @@
-"""One boto3 client per container, with the timeouts and credentials rules of the gateway.
+"""The functions' AWS clients, with the timeouts and credentials rules of the gateway.
 
-``AWS_ENDPOINT_URL_DYNAMODB`` (read by botocore itself) selects another DynamoDB, such as
+``AWS_ENDPOINT_URL_DYNAMODB`` (as botocore reads it) selects another DynamoDB, such as
 DynamoDB Local. One rule for every tool and function: a *loopback* endpoint without
 credentials gets dummy ones (DynamoDB Local accepts any); anything else uses the SDK's own
 credential chain, and missing credentials or region fail with one line naming what is missing.
+DynamoDB goes through :class:`skewgate.aws.dynamo.LeanDynamoDB`; other services through boto3.
 
 Example:
     >>> is_loopback("http://127.0.0.1:8000"), is_loopback("https://dynamodb.eu-west-1.amazonaws.com")
@@ -16,6 +17,8 @@ import ipaddress
 import os
 from typing import Any
 from urllib.parse import urlsplit
+
+from skewgate.aws.dynamo import Credentials, LeanDynamoDB, default_endpoint
 
 __all__ = [
     "LOCAL_REGION",
@@ -103,35 +106,97 @@ CONNECT_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 2.5
 
 
-def dynamodb_client() -> Any:
-    """The functions' client: short timeouts and no retries of its own.
+def dynamodb_client(*, endpoint_url: str | None = None, region: str | None = None) -> LeanDynamoDB:
+    """The functions' client: short timeouts, no retries of its own, no boto3 on the hot path.
 
     A call takes at most ``connect_timeout + read_timeout`` (the store's ``CALL_BUDGET_S``),
     and the store starts none it could not finish before the request's deadline: a stalled
     table is a 503 with ``Retry-After`` that the exporter retries, well inside the function's
     timeout, never API Gateway's own timeout. Throttling is answered 429 the same way.
 
-    The commit's operations go through :class:`skewgate.aws.dynamo.LeanDynamoDB` (botocore's
-    endpoint, credentials and signer; DynamoDB's JSON protocol without botocore's per-call
-    machinery, a third of its CPU); anything else through the boto3 client itself.
+    The store's operations go through :class:`skewgate.aws.dynamo.LeanDynamoDB`. Where the
+    environment names credentials and region, as Lambda's does, nothing of boto3 is imported
+    until a tool asks for another operation (a cold start's ~210 ms); otherwise (profiles,
+    SSO, instance roles, FIPS or dual-stack endpoints) boto3 resolves them as usual.
+
+    Example:
+        >>> client = dynamodb_client(endpoint_url="http://127.0.0.1:8000")  # doctest: +SKIP
+        >>> client.endpoint_url, client.region  # doctest: +SKIP
+        ('http://127.0.0.1:8000', 'us-east-1')
     """
+    env = os.environ
+    endpoint = endpoint_url or _configured_endpoint("dynamodb")
+    region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    credentials = _env_credentials()
+    kwargs: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
+    }
+    plain_endpoint = endpoint is not None or not any(
+        env.get(flag, "").lower() == "true"
+        for flag in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
+    )
+    if (
+        credentials is not None
+        and region
+        and plain_endpoint
+        and (endpoint is not None or "AWS_PROFILE" not in env)
+        and not region.startswith(("us-iso", "eu-iso"))
+    ):
+        url = endpoint or default_endpoint(region)
+        keys = credentials
+
+        def boto3_factory() -> Any:
+            import boto3
+
+            return boto3.client(
+                "dynamodb", endpoint_url=url, region_name=region, config=_boto3_config(),
+                aws_access_key_id=keys.access_key, aws_secret_access_key=keys.secret_key,
+                aws_session_token=keys.token,
+            )
+
+        return LeanDynamoDB(url, region, lambda: credentials, boto3_factory=boto3_factory,
+                            **kwargs)
+
+    session, client = _session_and_client("dynamodb", endpoint_url, region, _boto3_config())
+    resolved = session.get_credentials()
+    if resolved is None:  # a loopback endpoint: the dummies _session_and_client gave the client
+        dummies = Credentials("local", "local")
+        return LeanDynamoDB(client.meta.endpoint_url, client.meta.region_name, lambda: dummies,
+                            boto3_client=client, **kwargs)
+
+    def frozen() -> Credentials:
+        return Credentials(*resolved.get_frozen_credentials())
+
+    return LeanDynamoDB(client.meta.endpoint_url, client.meta.region_name, frozen,
+                        boto3_client=client, **kwargs)
+
+
+def _configured_endpoint(service: str) -> str | None:
+    """The endpoint the environment names for ``service``, as botocore reads it."""
+    env = os.environ
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    name = _ENDPOINT_ENV.get(service, f"AWS_ENDPOINT_URL_{service.upper()}")
+    return env.get(name) or env.get("AWS_ENDPOINT_URL") or None
+
+
+def _env_credentials() -> Credentials | None:
+    """botocore's first credential provider: ``AWS_ACCESS_KEY_ID`` and friends."""
+    env = os.environ
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return None
+    token = env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN") or None
+    return Credentials(key, secret, token)
+
+
+def _boto3_config() -> Any:
     from botocore.config import Config
 
-    from skewgate.aws.dynamo import LeanDynamoDB
-
-    config = Config(
+    return Config(
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         retries={"mode": "standard", "max_attempts": 1},
         tcp_keepalive=True,
         parameter_validation=False,
-    )
-    session, client = _session_and_client("dynamodb", None, None, config)
-    credentials = session.get_credentials()
-    if credentials is None:  # a loopback endpoint: the dummies aws_client gave the client
-        from botocore.credentials import Credentials
-
-        credentials = Credentials("local", "local")
-    return LeanDynamoDB(
-        client, credentials, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S
     )

@@ -17,6 +17,7 @@ no call starts that could not finish before the caller's deadline, so a stalled 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -36,6 +37,7 @@ from skewgate.aws.codec import (
     state_put,
     trace_index_items,
 )
+from skewgate.aws.dynamo import DynamoDBError, DynamoDBUnreachable
 from skewgate.clock.plan import BatchPlan
 from skewgate.clock.records import BatchRecord, SessionDay, SessionState, SkewSample
 from skewgate.wire.blob import unpack
@@ -84,6 +86,25 @@ class AlreadyCommitted(RuntimeError):
     """The batch marker exists: this batch was stored before (by another attempt)."""
 
 
+def service_error(exc: BaseException) -> dict[str, Any] | None:
+    """The error response DynamoDB answered with, from the lean caller or a boto3 client."""
+    if isinstance(exc, DynamoDBError):
+        return exc.response
+    botocore = sys.modules.get("botocore.exceptions")  # loaded whenever a boto3 client exists
+    if botocore is not None and isinstance(exc, botocore.ClientError):
+        response: dict[str, Any] = exc.response
+        return response
+    return None
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says DynamoDB did not answer at all."""
+    if isinstance(exc, DynamoDBUnreachable):
+        return True
+    botocore = sys.modules.get("botocore.exceptions")
+    return botocore is not None and isinstance(exc, botocore.BotoCoreError)
+
+
 class Store:
     """All DynamoDB I/O of the gateway, through one low-level boto3 client.
 
@@ -108,14 +129,17 @@ class Store:
     # --- error mapping -------------------------------------------------------------------
 
     def _call(self, operation: str, deadline: float | None = None, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         if deadline is not None and time.monotonic() + self.call_budget_s > deadline:
             raise StorageUnavailable("no time left to store the batch before the deadline", 2)
         try:
             return getattr(self.client, operation)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+        except Exception as exc:
+            response = service_error(exc)
+            if response is None:
+                if unreachable(exc):  # refused, reset, timed out, DNS: storage is down
+                    raise StorageUnavailable(f"DynamoDB {operation}: {exc}", 5) from exc
+                raise
+            code = response.get("Error", {}).get("Code", "")
             if code == "TransactionCanceledException":
                 raise
             if code in _RETRYABLE:
@@ -127,8 +151,6 @@ class Store:
             if code == "ResourceNotFoundException":
                 raise StorageUnavailable(f"DynamoDB table {self.table!r} not found", 5) from exc
             raise
-        except BotoCoreError as exc:  # connection refused, timeouts, DNS: storage is down
-            raise StorageUnavailable(f"DynamoDB {operation}: {exc}", retry_after_s=5) from exc
 
     def _ttl(self, received_at_ms: float) -> int:
         return int(received_at_ms / 1000) + self.retention_seconds
@@ -221,8 +243,6 @@ class Store:
         A session state whose version moved raises ``StateConflict``, an existing marker
         ``AlreadyCommitted``.
         """
-        from botocore.exceptions import ClientError
-
         ttl = self._ttl(plan.received_at_ms)
         expires = {"N": str(ttl)}
         actions: list[dict[str, Any]] = [
@@ -249,8 +269,11 @@ class Store:
             actions.append({"Put": state_put(self.table, state, session.basis, expires)})
         try:
             self._call("transact_write_items", deadline, TransactItems=actions)
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
+        except Exception as exc:
+            response = service_error(exc)
+            if response is None:
+                raise
+            reasons = response.get("CancellationReasons") or []
             codes = [r.get("Code", "None") for r in reasons]
             if codes and codes[0] == "ConditionalCheckFailed":
                 raise AlreadyCommitted(plan.batch_id) from exc

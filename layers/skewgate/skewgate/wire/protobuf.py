@@ -50,7 +50,11 @@ def _varint_slow(value: int) -> bytes:
 
 
 # Lengths and small ints are almost always below 2**14: look them up instead of looping.
-_SMALL_VARINTS: Final = tuple(_varint_slow(i) for i in range(1 << 14))
+# Built as byte pairs, not by looping _varint_slow: a fifth of the import time.
+_SMALL_VARINTS: Final = tuple(
+    [bytes((i,)) for i in range(128)]
+    + [bytes((low, high)) for high in range(1, 128) for low in range(128, 256)]
+)
 
 
 def varint(value: int) -> bytes:
