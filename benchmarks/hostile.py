@@ -189,7 +189,7 @@ def main() -> None:
                 partial = json.loads(response["body"]).get("partialSuccess", {})
                 answer += f", {partial.get('rejectedSpans', 0)} spans rejected"
             print(f"| {name} | {sent / 1024:.1f} KiB | {answer} | "
-                  f"{cpu * 1000:.0f} ms | {memory / 1e6:.0f} MB |")
+                  f"{max(cpu, 0.0) * 1000:.0f} ms | {memory / 1e6:.0f} MB |")
 
 
 if __name__ == "__main__":

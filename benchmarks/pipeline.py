@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
         ("P1 JSON pipeline / `json.loads`", t_json, t_loads, "≤ 0.8×"),
         ("P1 JSON pipeline, nothing shifted / `json.loads`", t_synced, t_loads2, ""),
         ("P2 protobuf pipeline / upb parse + serialize", t_pb, t_upb, "≤ 3×"),
-        ("P3 whole handler CPU, botocore included / P1 pipeline", t_handler, t_alone, "≤ 1.5×"),
+        ("P3 handler CPU, DynamoDB calls included / P1", t_handler, t_alone, "≤ 1.5×"),
         ("P4 ingest cold init / bare `boto3.client('dynamodb')`", t_init, t_boto, "≤ 1.3×"),
     ]
     for name, ours, base, goal in rows:

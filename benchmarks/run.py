@@ -10,12 +10,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import accuracy, pipeline
+from benchmarks import accuracy, hostile, pipeline
 
 
 def main() -> int:
     print("## Ingest pipeline (`python -m benchmarks.pipeline`)\n")
     pipeline.main([])
+    print("\n## Requests built to cost (`python -m benchmarks.hostile`)\n")
+    hostile.main()
     print()
     return accuracy.main([])
 

@@ -133,14 +133,29 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(3)
             return
         body = b'{"Responses":{}}'
-        crc = zlib.crc32(body) + (1 if self.server.mode == "bad-crc" else 0)
+        mode = self.server.mode
+        crc = zlib.crc32(body) + (1 if mode == "bad-crc" else 0)
         self.send_response(200)
         self.send_header("Content-Type", "application/x-amz-json-1.0")
-        self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amz-crc32", str(crc))
-        self.end_headers()
-        self.wfile.write(body)
+        if mode == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (body[:5], body[5:]):
+                self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+        elif mode == "close":  # no length: the body ends with the connection
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         self.wfile.flush()
+        if mode == "close":
+            return
         # Keep-alive promised, then dropped, as DynamoDB drops idle connections.
         self.close_connection = self.server.mode == "drop"
 
@@ -186,6 +201,14 @@ def test_connections_are_kept_and_a_dropped_one_is_replaced() -> None:
             assert client.batch_get_item(RequestItems={}) == {"Responses": {}}
             time.sleep(0.05)  # the server's FIN arrives while the connection is idle
         assert (server.requests, server.connections) == (3, 3)
+
+
+@pytest.mark.parametrize(("mode", "connections"), [("chunked", 1), ("close", 3)])
+def test_chunked_and_close_delimited_responses_are_read(mode: str, connections: int) -> None:
+    with fake_dynamodb(mode) as (server, client):
+        for _ in range(3):
+            assert client.batch_get_item(RequestItems={}) == {"Responses": {}}
+        assert (server.requests, server.connections) == (3, connections)
 
 
 def test_no_answer_is_unreachable_within_the_timeouts() -> None:

@@ -5,10 +5,11 @@ retry handler, response parsing by shape walking), and building the client costs
 ~210 ms (importing boto3, loading the service model and endpoint rules). The store needs five
 operations of one JSON protocol, so this caller speaks it itself: the request is the item
 dicts the store already holds, ``json.dumps``-ed and signed with SigV4 (:func:`sign`); the
-response is ``json.loads``-ed and checked against its ``x-amz-crc32`` header. Connections are
-kept alive in a small thread-safe pool of ``http.client`` connections, each with its own
-connect and read timeouts. Binary attribute values travel base64-encoded in the protocol and
-come back as ``bytes``, as boto3 gives them.
+response is ``json.loads``-ed and checked against its ``x-amz-crc32`` header. HTTP/1.1 is
+spoken over kept-alive sockets from a small thread-safe pool (a request is one ``sendall``;
+the response head is parsed by hand), each socket with its own connect and read timeouts.
+Binary attribute values travel base64-encoded in the protocol and come back as ``bytes``, as
+boto3 gives them.
 
 Errors are two types: :class:`DynamoDBError` when DynamoDB answered with one (its ``response``
 is shaped like botocore's ``ClientError.response``: ``Error.Code``, ``CancellationReasons``),
@@ -31,9 +32,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client  # here, not on the first request: a cold start's init is CPU-boosted
 import json
 import os
+import select
+import socket
 import threading
 import time
 import zlib
@@ -174,6 +176,91 @@ def _unbinary(value: Any) -> None:
             _unbinary(inner)
 
 
+class HttpProtocolError(Exception):
+    """A response that is not HTTP/1.1 as DynamoDB speaks it."""
+
+
+_MAX_HEAD: Final = 64 * 1024
+_RECV: Final = 256 * 1024
+
+
+class _Connection:
+    """One HTTP/1.1 keep-alive connection: a request is one ``sendall``, the response is read
+    into one buffer and parsed by hand (``http.client`` parses headers with the ``email``
+    package: half the CPU of a small DynamoDB call)."""
+
+    __slots__ = ("buffer", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _fill(self) -> None:
+        data = self.sock.recv(_RECV)
+        if not data:
+            raise ConnectionResetError("DynamoDB closed the connection mid-response")
+        self.buffer += data
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self._fill()
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    def _line(self) -> bytes:
+        while (end := self.buffer.find(b"\r\n")) < 0:
+            if len(self.buffer) > _MAX_HEAD:
+                raise HttpProtocolError("response line too long")
+            self._fill()
+        return self._take(end + 2)[:-2]
+
+    def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes, bool]:
+        """Status, headers (lowercase names), body, and whether the connection stays open."""
+        self.sock.sendall(request)
+        while True:
+            while (end := self.buffer.find(b"\r\n\r\n")) < 0:
+                if len(self.buffer) > _MAX_HEAD:
+                    raise HttpProtocolError("response head over 64 KiB")
+                self._fill()
+            head = self._take(end + 4).decode("latin-1").split("\r\n")
+            version, _, rest = head[0].partition(" ")
+            code = rest[:3]
+            if not version.startswith("HTTP/1.") or not code.isdigit():
+                raise HttpProtocolError(f"not an HTTP/1.x status line: {head[0][:80]!r}")
+            status = int(code)
+            if status != 100:
+                break
+        headers: dict[str, str] = {}
+        for line in head[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            parts = []
+            while size := int(self._line().split(b";", 1)[0] or b"x", 16):
+                parts.append(self._take(size + 2)[:-2])
+            while self._line():  # trailers, then the empty line
+                pass
+            body = b"".join(parts)
+        elif "content-length" in headers:
+            body = self._take(int(headers["content-length"]))
+        else:  # delimited by the close
+            keep = False
+            while True:
+                data = self.sock.recv(_RECV)
+                if not data:
+                    break
+                self.buffer += data
+            body = bytes(self.buffer)
+            self.buffer.clear()
+        return status, headers, body, keep
+
+
 class _ConnectionPool:
     """Keep-alive connections to one endpoint, one per concurrent caller at most ``size`` kept.
 
@@ -197,7 +284,7 @@ class _ConnectionPool:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.size = size
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self._ssl_context: Any = None
 
@@ -218,39 +305,31 @@ class _ConnectionPool:
             self._ssl_context = ssl.create_default_context(cafile=cafile)
         return self._ssl_context
 
-    def _connect(self) -> http.client.HTTPConnection:
-        import socket
+    def _connect(self) -> _Connection:
+        sock = socket.create_connection((self.hostname, self.port), timeout=self.connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.https:  # the handshake is part of connecting, under the connect timeout
+                sock = self._context().wrap_socket(sock, server_hostname=self.hostname)
+            sock.settimeout(self.read_timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(sock)
 
-        conn: http.client.HTTPConnection
-        if self.https:
-            conn = http.client.HTTPSConnection(
-                self.hostname, self.port, timeout=self.connect_timeout, context=self._context()
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                self.hostname, self.port, timeout=self.connect_timeout
-            )
-        conn.connect()
-        assert conn.sock is not None
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        conn.sock.settimeout(self.read_timeout)
-        return conn
-
-    def _take(self) -> http.client.HTTPConnection:
-        import select
-
+    def _take(self) -> _Connection:
         while True:
             with self._lock:
                 if not self._idle:
                     break
                 conn = self._idle.pop()
-            sock = conn.sock
-            if sock is not None and not select.select([sock], [], [], 0)[0]:
+            if not conn.buffer and not select.select([conn.sock], [], [], 0)[0]:
                 return conn
             conn.close()
         return self._connect()
 
-    def _give(self, conn: http.client.HTTPConnection) -> None:
+    def _give(self, conn: _Connection) -> None:
         with self._lock:
             if len(self._idle) < self.size:
                 self._idle.append(conn)
@@ -259,20 +338,23 @@ class _ConnectionPool:
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
         """Status, ``x-amz-crc32`` header and body of one POST; ``OSError`` or
-        ``http.client.HTTPException`` when there is no answer."""
+        :class:`HttpProtocolError` when there is no usable answer."""
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = (
+            f"POST {self.path} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n"
+            "Accept-Encoding: identity\r\nUser-Agent: skewgate\r\n\r\n"
+        ).encode("latin-1") + body
         conn = self._take()
         try:
-            conn.request("POST", self.path, body, headers)
-            response = conn.getresponse()
-            data = response.read()
+            status, response_headers, data, keep = conn.exchange(request)
         except BaseException:
             conn.close()
             raise
-        if response.will_close:
-            conn.close()
-        else:
+        if keep:
             self._give(conn)
-        return response.status, response.getheader("x-amz-crc32"), data
+        else:
+            conn.close()
+        return status, response_headers.get("x-amz-crc32"), data
 
     def close(self) -> None:
         with self._lock:
@@ -339,7 +421,7 @@ class LeanDynamoDB:
         )
         try:
             status, crc, data = self._pool.post(body, headers)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, HttpProtocolError, ValueError) as exc:
             raise DynamoDBUnreachable(
                 f"DynamoDB {operation} at {self.endpoint_url}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -125,6 +125,7 @@ class Store:
         self.table = table_name
         self.retention_seconds = retention_seconds
         self.call_budget_s = call_budget_s
+        self._writer_pool: Any = None
 
     # --- error mapping -------------------------------------------------------------------
 
@@ -213,15 +214,35 @@ class Store:
         could not finish before ``deadline`` (monotonic s).
         """
         chunks = [items[i : i + 25] for i in range(0, len(items), 25)]
-        if len(chunks) <= 1:
-            for chunk in chunks:
-                self._write_chunk(chunk, deadline)
+        if not chunks:
             return
-        from concurrent.futures import ThreadPoolExecutor
+        futures = [self._writers().submit(self._write_chunk, c, deadline) for c in chunks[1:]]
+        error: BaseException | None = None
+        try:
+            self._write_chunk(chunks[0], deadline)  # this thread writes one chunk itself
+        except BaseException as exc:
+            error = exc
+            for future in futures:
+                future.cancel()  # the batch will not commit: start no more of it
+        for future in futures:  # none left running behind the answer
+            if future.cancelled():
+                continue
+            try:
+                future.result()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error  # the first failure; the batch is not committed
 
-        with ThreadPoolExecutor(max_workers=min(_WRITE_WORKERS, len(chunks))) as pool:
-            for future in [pool.submit(self._write_chunk, c, deadline) for c in chunks]:
-                future.result()  # the first failure propagates; the batch is not committed
+    def _writers(self) -> Any:
+        """The writer threads, started once per container (a thread per request costs CPU)."""
+        if self._writer_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writer_pool = ThreadPoolExecutor(
+                max_workers=_WRITE_WORKERS - 1, thread_name_prefix="skewgate-writer"
+            )
+        return self._writer_pool
 
     def _write_chunk(self, chunk: Sequence[dict[str, Any]], deadline: float | None) -> None:
         pending = [{"PutRequest": {"Item": it}} for it in chunk]
