@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -55,7 +55,15 @@ from skewgate.clock.records import (
 from skewgate.wire.blob import pack
 from skewgate.wire.decode import JSON, Limits, decode_json
 from skewgate.wire.scan import ScannedBatch
-from skewgate.wire.shift import Fact, shift_json, shift_protobuf, time_counts
+from skewgate.wire.shift import (
+    STREAM_ABOVE,
+    Fact,
+    PatchMismatch,
+    shift_json,
+    shift_protobuf,
+    shifted_json_pieces,
+    time_counts,
+)
 
 __all__ = [
     "CHUNK_BYTES",
@@ -302,8 +310,11 @@ def _shift_ns(estimate: SkewEstimate) -> int:
     return round(estimate.offset_ms * 1e6) if estimate.applied else 0
 
 
-def _adjusted(scan: ScannedBatch, sessions: list[SessionPlan]) -> bytes | bytearray | None:
-    """The adjusted copy, or ``None`` when no span moved (adjusted is raw)."""
+def _adjusted(
+    scan: ScannedBatch, sessions: list[SessionPlan], *, stream: bool = True
+) -> bytes | bytearray | Iterator[bytes] | None:
+    """The adjusted copy, or ``None`` when no span moved (adjusted is raw). A large JSON body
+    shifted as a whole comes as pieces (``stream``), for the compressor to take one by one."""
     moved = [s for s in sessions if _shift_ns(s.estimate)]
     if not moved:
         return None
@@ -312,6 +323,8 @@ def _adjusted(scan: ScannedBatch, sessions: list[SessionPlan]) -> bytes | bytear
     everything = sum(s.group.span_count for s in moved) == scan.span_count
     if scan.kind == JSON and len(shifts) == 1 and everything and not scan.decoded_in_full:
         # One shift for every span: rejected ones (dropped when read back) move too.
+        if stream and len(scan.body) > STREAM_ABOVE and not scan.escaped and scan.times:
+            return shifted_json_pieces(scan.body, shifts.pop(), facts, scan.times)
         return shift_json(scan.body, shifts.pop(), facts, times=scan.times, escaped=scan.escaped)
     # Shift per span of the body, by its position among all spans.
     per_span = [0] * scan.total_spans
@@ -396,7 +409,10 @@ def plan_batch(
         assert layout is not None
     else:
         scan = prepared.scan
-        blob, layout = pack(scan.body, _adjusted(scan, sessions))
+        try:
+            blob, layout = pack(scan.body, _adjusted(scan, sessions))
+        except PatchMismatch:  # the pieces' patch failed: the decoding way, whole
+            blob, layout = pack(scan.body, _adjusted(scan, sessions, stream=False))
         chunks, attempt_id = _chunks(blob), attempt or secrets.token_hex(6)
     scan = prepared.scan
     rejected = scan.rejected_spans + prepared.rejected

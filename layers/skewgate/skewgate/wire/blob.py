@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 import msgspec
@@ -37,23 +38,35 @@ class BodyLayout(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def pack(
-    raw: bytes, adjusted: bytes | bytearray | None, level: int = _LEVEL
+    raw: bytes, adjusted: bytes | bytearray | Iterable[bytes] | None, level: int = _LEVEL
 ) -> tuple[bytes, BodyLayout]:
-    """Compress ``raw`` and (if any) ``adjusted`` into one blob."""
+    """Compress ``raw`` and (if any) ``adjusted`` into one blob.
+
+    ``adjusted`` may come as consecutive pieces (a large body's, never held whole); whatever
+    the iterable raises propagates, and nothing is returned.
+    """
     import zstandard
 
     if adjusted is None:
         blob = zstandard.ZstdCompressor(level=level).compress(raw)
-    else:  # one frame, fed in two parts: no copy of raw + adjusted is ever made
+        adjusted_size = 0
+    elif isinstance(adjusted, bytes | bytearray):
+        # One frame, fed in two parts: no copy of raw + adjusted is ever made.
         stream = zstandard.ZstdCompressor(level=level).compressobj(
             size=len(raw) + len(adjusted)
         )
         blob = stream.compress(raw) + stream.compress(adjusted) + stream.flush()
-    layout = BodyLayout(
-        raw_size=len(raw),
-        stored=len(blob),
-        adjusted_size=0 if adjusted is None else len(adjusted),
-    )
+        adjusted_size = len(adjusted)
+    else:
+        stream = zstandard.ZstdCompressor(level=level).compressobj()
+        parts = [stream.compress(raw)]
+        adjusted_size = 0
+        for piece in adjusted:
+            adjusted_size += len(piece)
+            parts.append(stream.compress(piece))
+        parts.append(stream.flush())
+        blob = b"".join(parts)
+    layout = BodyLayout(raw_size=len(raw), stored=len(blob), adjusted_size=adjusted_size)
     return blob, layout
 
 

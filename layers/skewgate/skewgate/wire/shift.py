@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -30,7 +30,15 @@ import msgspec
 from skewgate.wire.decode import decode_json
 from skewgate.wire.model import AnyValue, KeyValue, Resource
 
-__all__ = ["Fact", "shift_json", "shift_protobuf", "time_counts"]
+__all__ = [
+    "STREAM_ABOVE",
+    "Fact",
+    "PatchMismatch",
+    "shift_json",
+    "shift_protobuf",
+    "shifted_json_pieces",
+    "time_counts",
+]
 
 #: One resource attribute of the adjusted copy: ``(key, value)``.
 Fact = tuple[str, str | float | int | bool]
@@ -39,8 +47,8 @@ Fact = tuple[str, str | float | int | bool]
 # a literal the regex engine finds fast. A stray key ending so counts too, and fails the check.
 _TIME: Final = re.compile(rb'(imeUnixNano"[ \t\r\n]*:[ \t\r\n]*"?)([0-9]+)')
 _WS: Final = rb"[ \t\r\n]*"
-#: Bodies larger than this are patched in place (see :func:`_patch_in_place`).
-IN_PLACE_ABOVE: Final = 1 << 20
+#: Bodies larger than this are patched as a stream of pieces (:func:`shifted_json_pieces`).
+STREAM_ABOVE: Final = 1 << 20
 _RESOURCE_ATTRIBUTES: Final = re.compile(
     rb'"resource"' + _WS + rb":" + _WS + rb"\{" + _WS + rb'"attributes"' + _WS + rb":" + _WS
     + rb"\[" + _WS + rb"(\]?)"
@@ -166,10 +174,11 @@ def _patch(
     body: bytes, shift: int, shifts: Sequence[int] | None, counts: Sequence[int] | None,
     facts: Sequence[Sequence[Fact]], times: tuple[int, int],
 ) -> bytes | bytearray | None:
-    if shifts is None and len(body) > IN_PLACE_ABOVE:
-        in_place = _patch_in_place(body, shift, facts, times)
-        if in_place is not None:
-            return in_place
+    if shifts is None and len(body) > STREAM_ABOVE:
+        try:
+            return b"".join(shifted_json_pieces(body, shift, facts, times))
+        except PatchMismatch:
+            pass
     with_facts = _insert_facts(body, facts)
     if with_facts is None:
         return None
@@ -204,32 +213,54 @@ def _patch(
     return b"".join(parts)
 
 
-def _patch_in_place(
-    body: bytes, shift: int, facts: Sequence[Sequence[Fact]], times: tuple[int, int]
-) -> bytearray | None:
-    """One shift for every time, digits rewritten in one copy of the body (no pieces held):
-    for large bodies, whose peak memory matters more than the last millisecond."""
+class PatchMismatch(ValueError):
+    """The body's time fields are not the ones the scan counted (another spelling of a key,
+    a key outside the model): the caller takes the decoding way instead."""
+
+
+def shifted_json_pieces(
+    body: bytes, shift: int, facts: Sequence[Sequence[Fact]], times: tuple[int, int],
+    *, piece_bytes: int = 1 << 16,
+) -> Iterator[bytes]:
+    """The adjusted copy for one shift of every time, as consecutive pieces of about
+    ``piece_bytes``: for large bodies, fed to the compressor as they come, so no whole copy
+    is ever held. Raises :class:`PatchMismatch` (possibly after some pieces) when the body's
+    times are not ``times``; nothing is then to be kept of what was yielded."""
     insertions = _fact_insertions(body, facts) if any(facts) else []
     if insertions is None:
-        return None
-    out = bytearray(body)
-    count = total = 0
+        raise PatchMismatch("a resource's attributes are not where facts can be inserted")
+    insertions.append((len(body), b""))  # a sentinel past every time
+    pending = iter(insertions)
+    at, text = next(pending)
+    out: list[bytes] = []
+    size = pos = count = total = 0
     for m in _TIME.finditer(body):
         start, end = m.span(2)
+        while at <= start:
+            out += (body[pos:at], text)
+            pos = at
+            at, text = next(pending)
         value = int(body[start:end])
         if not value:
             continue
         count += 1
         total += value
-        new = b"%d" % (value + shift if value + shift > 0 else 0)
-        if len(new) != end - start:
-            return None  # a time crossed a power of ten: the caller splits instead
-        out[start:end] = new
+        out += (body[pos:start], b"%d" % (value + shift if value + shift > 0 else 0))
+        size += start - pos
+        pos = end
+        if size >= piece_bytes:
+            yield b"".join(out)
+            out.clear()
+            size = 0
     if (count, total) != tuple(times):
-        return None
-    for at, text in reversed(insertions):  # from the end: earlier positions stay valid
-        out[at:at] = text
-    return out
+        raise PatchMismatch(f"{count} times summing to {total}, the scan counted {times}")
+    while True:
+        out += (body[pos:at], text)
+        pos = at
+        if at >= len(body):
+            break
+        at, text = next(pending)
+    yield b"".join(out)
 
 
 def _reencode(body: bytes, shifts: Sequence[int], facts: Sequence[Sequence[Fact]]) -> bytes:
