@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import accuracy, hostile, pipeline
+from benchmarks import accuracy, hostile, pipeline, throughput
 
 
 def main() -> int:
@@ -18,6 +18,8 @@ def main() -> int:
     pipeline.main([])
     print("\n## Requests built to cost (`python -m benchmarks.hostile`)\n")
     hostile.main()
+    print("\n## Through the local runner (`python -m benchmarks.throughput`)\n")
+    throughput.main([])
     print()
     return accuracy.main([])
 
