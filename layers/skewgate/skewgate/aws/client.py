@@ -73,8 +73,7 @@ def _session_and_client(
 ) -> tuple[Any, Any]:
     import boto3
 
-    env_name = _ENDPOINT_ENV.get(service, f"AWS_ENDPOINT_URL_{service.upper()}")
-    endpoint = endpoint_url or os.environ.get(env_name) or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = endpoint_url or _configured_endpoint(service)
     # botocore reads AWS_DEFAULT_REGION and profiles, not AWS_REGION (which Lambda also sets).
     session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     kwargs: dict[str, Any] = {}

@@ -53,7 +53,7 @@ from skewgate.clock.records import (
     round_ms,
 )
 from skewgate.wire.blob import pack
-from skewgate.wire.decode import JSON, Limits, decode_json
+from skewgate.wire.decode import JSON, Limits, decode_json, joined_errors
 from skewgate.wire.scan import ScannedBatch
 from skewgate.wire.shift import (
     STREAM_ABOVE,
@@ -422,7 +422,7 @@ def plan_batch(
             f"{prepared.rejected} spans rejected: a request may hold at most "
             f"{config.max_traces} traces (each is indexed); send fewer traces per request"
         )
-    message = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
+    message = joined_errors(errors)
     if prepared.unestimated:
         message += ("; " if message else "") + (
             f"{len(prepared.unestimated)} sessions beyond the first {config.max_sessions} of "

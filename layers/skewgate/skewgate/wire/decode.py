@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -148,9 +148,13 @@ class DecodedBatch:
 
     @property
     def error_message(self) -> str:
-        shown = "; ".join(self.errors[:5])
-        more = len(self.errors) - 5
-        return shown + (f"; and {more} more" if more > 0 else "")
+        return joined_errors(self.errors)
+
+
+def joined_errors(errors: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` errors of a request, and how many more: one line for a client."""
+    more = len(errors) - shown
+    return "; ".join(errors[:shown]) + (f"; and {more} more" if more > 0 else "")
 
 
 def decode_request(
@@ -179,7 +183,8 @@ class _Malformed(ValueError):
     """A value inside a span that cannot be stored as OTLP: the span is rejected alone."""
 
 
-def _id_error(value: str, length: int, what: str) -> str | None:
+def id_error(value: str, length: int, what: str) -> str | None:
+    """Why a lowercase hex id of ``length`` characters is not one, or ``None``."""
     if len(value) != length or not _HEX.issuperset(value):
         return f"malformed {what} {value[:40]!r}"
     if value.count("0") == length:
@@ -193,9 +198,9 @@ def _span_problem(span: Span) -> str | None:
     span.parent_span_id = span.parent_span_id.lower()
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     return (
-        _id_error(span.trace_id, 32, "traceId")
-        or _id_error(span.span_id, 16, "spanId")
-        or (span.parent_span_id and _id_error(span.parent_span_id, 16, "parentSpanId"))
+        id_error(span.trace_id, 32, "traceId")
+        or id_error(span.span_id, 16, "spanId")
+        or (span.parent_span_id and id_error(span.parent_span_id, 16, "parentSpanId"))
         or (not (0 <= start < _UINT64 and 0 <= end < _UINT64) and "time out of uint64 range")
         or (end < start and "endTimeUnixNano before startTimeUnixNano")
         or None
@@ -256,7 +261,7 @@ def _limit_span(span: Span, limits: Limits) -> None:
         for link in span.links:
             link.trace_id = link.trace_id.lower()
             link.span_id = link.span_id.lower()
-            if _id_error(link.trace_id, 32, "") or _id_error(link.span_id, 16, ""):
+            if id_error(link.trace_id, 32, "") or id_error(link.span_id, 16, ""):
                 span.dropped_links_count += 1
                 continue
             link.dropped_attributes_count += _limit_attributes(link.attributes, limits)

@@ -43,6 +43,8 @@ from skewgate.wire.decode import (
     Limits,
     TooLarge,
     decode_json,
+    id_error,
+    joined_errors,
     validate,
 )
 from skewgate.wire.protobuf import WIRE_LEN, WireError, read_varint
@@ -58,7 +60,6 @@ __all__ = [
 
 SESSION_ATTRIBUTE: Final = "session.id"
 _SESSION_JSON: Final = b'"session.id"'
-_HEX: Final = frozenset("0123456789abcdef")
 _HEX_RUN: Final = re.compile("[0-9a-f]*")
 _ZERO_TRACE_HEX: Final = "0" * 32
 _ZERO_SPAN_HEX: Final = "0" * 16
@@ -115,9 +116,7 @@ class ScannedBatch:
 
     @property
     def error_message(self) -> str:
-        shown = "; ".join(self.errors[:5])
-        more = len(self.errors) - 5
-        return shown + (f"; and {more} more" if more > 0 else "")
+        return joined_errors(self.errors)
 
 
 def scan_request(
@@ -480,14 +479,6 @@ def _session(attributes: Iterable[Any]) -> str | None:
     return None
 
 
-def _id_error(value: str, length: int, what: str) -> str | None:
-    if len(value) != length or not _HEX.issuperset(value):
-        return f"malformed {what} {value[:40]!r}"
-    if value.count("0") == length:
-        return f"all-zero {what}"
-    return None
-
-
 def _flatten(request: Any) -> tuple[list[Any], list[int]]:
     """Every span of a request in document order, and the index of its ResourceSpans."""
     spans: list[Any] = []
@@ -564,9 +555,9 @@ def _columns(spans: list[Any], resources: list[int], check: bool, out: _Columns)
         parent = span.parent_span_id.lower()
         start, end = starts[i], ends[i]
         problem = (
-            _id_error(trace_id, 32, "traceId")
-            or _id_error(span_id, 16, "spanId")
-            or (parent and _id_error(parent, 16, "parentSpanId"))
+            id_error(trace_id, 32, "traceId")
+            or id_error(span_id, 16, "spanId")
+            or (parent and id_error(parent, 16, "parentSpanId"))
             or (not (0 <= start < _UINT64 and 0 <= end < _UINT64) and "time out of uint64 range")
             or (end < start and "endTimeUnixNano before startTimeUnixNano")
             or (

@@ -28,7 +28,8 @@ from typing import Any, Final
 import msgspec
 
 from skewgate.wire.decode import decode_json
-from skewgate.wire.model import AnyValue, KeyValue, Resource
+from skewgate.wire.encode import key_value
+from skewgate.wire.model import Resource
 
 __all__ = [
     "STREAM_ABOVE",
@@ -57,17 +58,7 @@ _ENCODER: Final = msgspec.json.Encoder()
 
 
 def _kv_json(facts: Sequence[Fact]) -> bytes:
-    return b",".join(_ENCODER.encode(_key_value(key, value)) for key, value in facts)
-
-
-def _key_value(key: str, value: str | float | int | bool) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key, AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key, AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key, AnyValue(double_value=value))
-    return KeyValue(key, AnyValue(string_value=value))
+    return b",".join(_ENCODER.encode(key_value(key, value)) for key, value in facts)
 
 
 def time_counts(request: Any) -> tuple[list[int], int]:
@@ -270,7 +261,7 @@ def _reencode(body: bytes, shifts: Sequence[int], facts: Sequence[Sequence[Fact]
         if resource_facts:
             if rs.resource is None:
                 rs.resource = Resource()
-            rs.resource.attributes[:0] = [_key_value(k, v) for k, v in resource_facts]
+            rs.resource.attributes[:0] = [key_value(k, v) for k, v in resource_facts]
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
