@@ -9,27 +9,20 @@ X-Vendor-Key``. Chromium itself decides whether each export passes its preflight
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import secrets
-import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import REPO, local_runner
+from support import get_json, local_runner
 from test_browser_e2e import (
-    BROWSER_SRC,
     CHROMIUM,
     KEY,
     LAUNCH_FLAGS,
     Gateway,
     _missing,
-    _QuietHandler,
-    build_bundle,
-    get_json,
+    e2e_page_server,
     watch,
 )
 
@@ -40,18 +33,8 @@ DOMAIN = "skewgate.test"
 
 @pytest.fixture(scope="module")
 def page_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    root = tmp_path_factory.mktemp("cors-page")
-    build_bundle("e2e", REPO / "build" / "browser" / "e2e.js")
-    shutil.copy(REPO / "build" / "browser" / "e2e.js", root / "e2e.js")
-    shutil.copy(BROWSER_SRC / "e2e.html", root / "index.html")
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
-    )
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with e2e_page_server(tmp_path_factory.mktemp("cors-page")) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -22,23 +22,21 @@ from __future__ import annotations
 import functools
 import glob
 import http.server
-import json
 import os
 import secrets
 import shutil
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import support
-from support import REPO, local_runner
+from support import REPO, get_json, local_runner
 
 from skewgate_tools.local.dynamodb import free_port
 
@@ -70,14 +68,6 @@ def now_ms() -> float:
     return time.time() * 1000.0
 
 
-def get_json(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def build_bundle(target: str, outfile: Path) -> Path:
     """esbuild through tests/browser/build.mjs; a no-op when the content hash is unchanged."""
     node = shutil.which("node")
@@ -100,10 +90,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def page_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The e2e page on its own static server: another origin than the gateway."""
-    root = tmp_path_factory.mktemp("browser-page")
+@contextmanager
+def e2e_page_server(root: Path) -> Iterator[int]:
+    """The e2e page (bundle and HTML copied into ``root``) on a static server; its port."""
     build_bundle("e2e", REPO / "build" / "browser" / "e2e.js")
     shutil.copy(REPO / "build" / "browser" / "e2e.js", root / "e2e.js")
     shutil.copy(BROWSER_SRC / "e2e.html", root / "index.html")
@@ -111,11 +100,19 @@ def page_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
     )
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def page_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The e2e page on its own static server: another origin than the gateway."""
+    with e2e_page_server(tmp_path_factory.mktemp("browser-page")) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from support import local_runner
+from support import get_json, local_runner
 
 from skewgate_tools.demo import browser_request
 from skewgate_tools.local.dynamodb import free_port
@@ -35,14 +35,6 @@ def gateway(dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory) ->
     log = tmp_path_factory.mktemp("runner") / "runner.log"
     with local_runner(env, port, log) as url:
         yield url
-
-
-def get_json(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_otel_python_sdk_protobuf_exporter(gateway: str) -> None:
