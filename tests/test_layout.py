@@ -102,10 +102,9 @@ def test_nothing_points_outside_the_repository() -> None:
     files = subprocess.run(
         ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
-    this = Path(__file__).resolve().relative_to(REPO).as_posix()
     offenders = []
     for name in files:
-        if name == this or name.startswith("docs/") or name.endswith((".lock", "-lock.json")):
+        if name.startswith("docs/") or name.endswith((".lock", "-lock.json")):
             continue
         path = REPO / name
         if not path.is_file():
@@ -114,7 +113,9 @@ def test_nothing_points_outside_the_repository() -> None:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        for needle in ("../shared", "shared/fixtures", "DESIGN.md"):
+        # Spelled in parts, so that this test is not itself a reference to look for.
+        outside = "sha" + "red"
+        for needle in (f"../{outside}", f"{outside}/fixtures", "DESIGN" + ".md"):
             if needle in text:
                 offenders.append(f"{name}: {needle}")
     assert not offenders, offenders
