@@ -33,6 +33,8 @@ from skewgate.aws.cors import Cors, CorsConfigError, parse_allow_headers, parse_
 from skewgate.clock.estimate import EstimatorConfig
 from skewgate.wire.decode import Limits
 
+_LIMITS = Limits()
+
 __all__ = [
     "ConfigError",
     "ForwardSettings",
@@ -130,15 +132,16 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
     #: they sign nothing new. Tokens name their key (``<key id>.<MAC>``).
     clock_sync_previous_keys: str | None = None
     default_one_way_delay_ms: NonNegative = 20.0
-    max_body_bytes: PositiveInt = 5 * 1024 * 1024
-    max_inflated_bytes: PositiveInt = 20 * 1024 * 1024
-    max_spans_per_request: PositiveInt = 10_000
-    max_attributes_per_span: PositiveInt = 128
-    max_attribute_value_bytes: PositiveInt = 16 * 1024
-    max_nested_values: PositiveInt = 1_024
-    max_nested_depth: PositiveInt = 8
-    max_nested_bytes_per_request: PositiveInt = 1024 * 1024
-    max_messages_per_request: PositiveInt = 500_000
+    # The request limits' defaults are the wire room's own (one place says what they are).
+    max_body_bytes: PositiveInt = _LIMITS.max_body_bytes
+    max_inflated_bytes: PositiveInt = _LIMITS.max_inflated_bytes
+    max_spans_per_request: PositiveInt = _LIMITS.max_spans
+    max_attributes_per_span: PositiveInt = _LIMITS.max_attributes
+    max_attribute_value_bytes: PositiveInt = _LIMITS.max_value_bytes
+    max_nested_values: PositiveInt = _LIMITS.max_nested_values
+    max_nested_depth: PositiveInt = _LIMITS.max_nested_depth
+    max_nested_bytes_per_request: PositiveInt = _LIMITS.max_nested_bytes
+    max_messages_per_request: PositiveInt = _LIMITS.max_messages
     # One transaction commits a batch: 3 writes per session and the marker (≤ 100).
     max_sessions_per_request: Annotated[int, msgspec.Meta(ge=1, le=33)] = 32
     max_traces_per_request: PositiveInt = 1_000
