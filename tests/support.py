@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -42,6 +43,22 @@ def get_json(url: str) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def runner_env(
+    dynamodb_endpoint: str, port: int, table_prefix: str, **extra: str
+) -> dict[str, str]:
+    """The local runner's environment for one test module: its own fresh table on
+    ``dynamodb_endpoint``, ``port``, no forwarder, unbuffered output, then ``extra``."""
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        "TABLE_NAME": f"{table_prefix}-{secrets.token_hex(4)}",
+        "PORT": str(port),
+        "FORWARD_TARGET": "none",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import get_json, local_runner
+from support import get_json, local_runner, runner_env
 from test_browser_e2e import (
     CHROMIUM,
     KEY,
@@ -43,17 +43,12 @@ def gateway(
 ) -> Iterator[Gateway]:
     port = free_port()
     log = tmp_path_factory.mktemp("cors-runner") / "runner.log"
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        "TABLE_NAME": f"browser-cors-{secrets.token_hex(4)}",
-        "PORT": str(port),
-        "FORWARD_TARGET": "none",
-        "ALLOWED_ORIGINS": f"http://*.{DOMAIN}:{page_port}",
-        "CORS_ALLOW_HEADERS": "Authorization, X-Vendor-Key",
-        "INGEST_KEYS": KEY,
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = runner_env(
+        dynamodb_endpoint, port, "browser-cors",
+        ALLOWED_ORIGINS=f"http://*.{DOMAIN}:{page_port}",
+        CORS_ALLOW_HEADERS="Authorization, X-Vendor-Key",
+        INGEST_KEYS=KEY,
+    )
     with local_runner(env, port, log) as url:
         yield Gateway(url, log)
 

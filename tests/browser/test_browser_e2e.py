@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 import support
-from support import REPO, get_json, local_runner
+from support import REPO, get_json, local_runner, runner_env
 
 from skewgate_tools.local.dynamodb import free_port
 
@@ -137,17 +137,8 @@ def gateway(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("runner") / "runner.log"
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        "TABLE_NAME": f"browser-e2e-{secrets.token_hex(4)}",
-        "PORT": str(port),
-        "FORWARD_TARGET": "none",
-        "ALLOWED_ORIGINS": f"{page_origin},{url}",
-        "INGEST_KEYS": KEY,
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = runner_env(dynamodb_endpoint, port, "browser-e2e",
+                     ALLOWED_ORIGINS=f"{page_origin},{url}", INGEST_KEYS=KEY, LOG_LEVEL="INFO")
     for name in ("LD_PRELOAD", "FAKETIME"):
         env.pop(name, None)
     with local_runner(env, port, log):

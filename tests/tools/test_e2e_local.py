@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import urllib.error
@@ -16,7 +15,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from support import get_json, local_runner
+from support import get_json, local_runner, runner_env
 
 from skewgate_tools.demo import browser_request
 from skewgate_tools.local.dynamodb import free_port
@@ -25,13 +24,7 @@ from skewgate_tools.local.dynamodb import free_port
 @pytest.fixture(scope="module")
 def gateway(dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        "TABLE_NAME": f"e2e-{secrets.token_hex(4)}",
-        "PORT": str(port),
-        "FORWARD_TARGET": "none",
-    }
+    env = runner_env(dynamodb_endpoint, port, "e2e")
     log = tmp_path_factory.mktemp("runner") / "runner.log"
     with local_runner(env, port, log) as url:
         yield url

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +20,7 @@ from typing import Any
 
 import pytest
 from google.rpc.status_pb2 import Status
-from support import local_runner
+from support import local_runner, runner_env
 
 from skewgate.aws.ingest import IngestApp
 from skewgate.aws.settings import IngestSettings
@@ -36,15 +34,7 @@ def runner(
 ) -> Iterator[tuple[str, int, Path]]:
     port = free_port()
     log = tmp_path_factory.mktemp("signals") / "runner.log"
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        "TABLE_NAME": f"signals-{secrets.token_hex(4)}",
-        "PORT": str(port),
-        "FORWARD_TARGET": "none",
-        "ALLOWED_ORIGINS": "https://app.example",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = runner_env(dynamodb_endpoint, port, "signals", ALLOWED_ORIGINS="https://app.example")
     with local_runner(env, port, log) as url:
         yield url, port, log
 
