@@ -117,7 +117,9 @@ def test_a_large_body_is_streamed_into_the_blob_and_reads_back_shifted() -> None
 def test_a_large_body_with_a_stray_time_key_takes_the_decoding_way() -> None:
     body, sent = otel_js_body(2_000)
     # A field outside the model spelled like a time: the scan ignores it, the patch would not.
-    body = body.replace(b'"flags":257}', b'"flags":257,"cpuTimeUnixNano":"77"}', 1)
+    body = body.replace(
+        b'"flags":257}', b'"flags":257,"cpuTimeUnixNano":"1234567890123456789"}', 1
+    )
     adjusted, offset = plan_large(body, sent)
     doc = json.loads(adjusted)
     first = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
@@ -126,3 +128,28 @@ def test_a_large_body_with_a_stray_time_key_takes_the_decoding_way() -> None:
     assert shift != 0
     assert int(first["startTimeUnixNano"]) == int(raw_first["startTimeUnixNano"]) + shift
     assert "cpuTimeUnixNano" not in first  # re-encoded from the model, which has no such field
+
+
+def test_a_stray_key_the_quoted_patch_cannot_mistake_stays_as_received() -> None:
+    # Not 19 digits: no model time looks like it, so the patch leaves it and shifts the rest.
+    body, _ = otel_js_body(8)
+    body = body.replace(b'"flags":257}', b'"flags":257,"cpuTimeUnixNano":"77"}', 1)
+    adjusted = shift_json(body, -5, FACTS, times=times_of(body))
+    assert adjusted.count(b'"cpuTimeUnixNano":"77"') == 1
+    doc = json.loads(adjusted)
+    del doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["cpuTimeUnixNano"]
+    assert doc == expected(json.dumps(json.loads(body.replace(
+        b',"cpuTimeUnixNano":"77"', b""))).encode(), -5, FACTS)
+
+
+@pytest.mark.parametrize("quote", [b'"', b""])
+def test_other_spellings_of_a_time_take_the_general_patch(quote: bytes) -> None:
+    body, _ = otel_js_body(8)
+    key = b'"startTimeUnixNano":"'
+    first = body.index(key)
+    end = body.index(b'"', first + len(key))
+    digits = body[first + len(key) : end]
+    # A space after the colon, or the time as a JSON number.
+    body = body[:first] + b'"startTimeUnixNano": ' + quote + digits + quote + body[end + 1 :]
+    adjusted = shift_json(body, 3_000, FACTS, times=times_of(body))
+    assert json.loads(adjusted) == expected(body, 3_000, FACTS)

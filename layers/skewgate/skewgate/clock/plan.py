@@ -285,7 +285,7 @@ def _resource_facts(scan: ScannedBatch, sessions: list[SessionPlan]) -> list[lis
         est = session.estimate
         key = id(est) if est.applied else 0
         shifted[key] = est
-        per_resource = Counter(scan.resources[i] for i in session.group.indices)
+        per_resource = Counter(map(scan.resources.__getitem__, session.group.indices))
         covered.update(per_resource)
         for index in per_resource:
             verdicts.setdefault(index, set()).add(key)

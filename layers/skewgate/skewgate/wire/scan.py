@@ -29,9 +29,9 @@ Example:
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Annotated, Any, Final, Generic, TypeVar
 
 import msgspec
@@ -60,7 +60,7 @@ __all__ = [
 
 SESSION_ATTRIBUTE: Final = "session.id"
 _SESSION_JSON: Final = b'"session.id"'
-_HEX_RUN: Final = re.compile("[0-9a-f]*")
+_HEX_DIGITS: Final = b"0123456789abcdef"
 _ZERO_TRACE_HEX: Final = "0" * 32
 _ZERO_SPAN_HEX: Final = "0" * 16
 #: Bodies up to this size decode their values with the rest (fastest); larger ones check their
@@ -491,6 +491,41 @@ def _flatten(request: Any) -> tuple[list[Any], list[int]]:
     return spans, resources
 
 
+def _non_hex(text: str) -> bytes:
+    """The characters of ``text`` that are not lowercase hex digits (UTF-8, one ``?`` per
+    unencodable one): deleted in C, where a regex would walk them one by one."""
+    return text.encode("utf-8", "replace").translate(None, _HEX_DIGITS)
+
+
+def _event_columns(
+    spans: list[Any], starts: list[int], ends: list[int]
+) -> tuple[list[int], list[int], list[int]]:
+    """Per span its latest time (start, end or event) and its count of non-zero times; and
+    every event time in document order. Whole columns at a time: only
+    a span with an event after its end, or an unset event time, is looked at alone."""
+    # A span that ends before it starts is rejected; every other one is latest at its end.
+    ordered = not any(map(operator.lt, ends, starts))
+    latest = list(ends) if ordered else list(map(max, starts, ends))
+    counts = list(map(operator.add, map(bool, starts), map(bool, ends)))
+    per_span = [span.events for span in spans]
+    sizes = list(map(len, per_span))
+    event_times = [event.time_unix_nano for event in chain.from_iterable(per_span)]
+    if not event_times:
+        return latest, counts, event_times
+    if 0 in event_times:
+        owners = list(chain.from_iterable(map(repeat, range(len(spans)), sizes)))
+        for owner, time in zip(owners, event_times, strict=True):
+            counts[owner] += time != 0
+    else:
+        counts = list(map(operator.add, counts, sizes))
+    if any(map(operator.gt, event_times, chain.from_iterable(map(repeat, latest, sizes)))):
+        owners = list(chain.from_iterable(map(repeat, range(len(spans)), sizes)))
+        for owner, time in zip(owners, event_times, strict=True):
+            if time > latest[owner]:
+                latest[owner] = time
+    return latest, counts, event_times
+
+
 def _columns(spans: list[Any], resources: list[int], check: bool, out: _Columns) -> None:
     """Append the accepted spans (all of the request's, in document order, with their
     ResourceSpans indices); bulk checks first, span by span only when one fails."""
@@ -499,18 +534,7 @@ def _columns(spans: list[Any], resources: list[int], check: bool, out: _Columns)
     span_ids = [span.span_id for span in spans]
     starts = [span.start_time_unix_nano for span in spans]
     ends = [span.end_time_unix_nano for span in spans]
-    latest = list(map(max, starts, ends))
-    # Per span, its non-zero times: what the adjusted copy's patch assigns shifts by.
-    counts = list(map(operator.add, map(bool, starts), map(bool, ends)))
-    event_times = []
-    for i, span in enumerate(spans):
-        if span.events:
-            times = [event.time_unix_nano for event in span.events]
-            event_times.extend(times)
-            counts[i] += len(times) - times.count(0)
-            top = max(times)
-            if top > latest[i]:
-                latest[i] = top
+    latest, counts, event_times = _event_columns(spans, starts, ends)
     out.time_counts.extend(counts)
     out.times_count += 2 * n - starts.count(0) - ends.count(0) + len(event_times)
     out.times_count -= event_times.count(0)
@@ -524,7 +548,7 @@ def _columns(spans: list[Any], resources: list[int], check: bool, out: _Columns)
             len(joined_trace) == 32 * n
             and len(joined_span) == 16 * n
             and len(joined_parents) == 16 * (n - parents.count(""))
-            and _HEX_RUN.fullmatch(joined_trace + joined_span + joined_parents) is not None
+            and not _non_hex(joined_trace + joined_span + joined_parents)
             and _ZERO_TRACE_HEX not in trace_ids
             and _ZERO_SPAN_HEX not in span_ids
             and _ZERO_SPAN_HEX not in parents
@@ -784,9 +808,11 @@ def _pb_columns(spans: list[Any], resources: list[int], out: _Columns) -> None:
     parents = [span.parent_span_id for span in spans]
     starts = [span.start_time_unix_nano for span in spans]
     ends = [span.end_time_unix_nano for span in spans]
-    latest = list(map(max, starts, ends))
+    latest = list(ends) if not any(map(operator.lt, ends, starts)) else list(
+        map(max, starts, ends)
+    )
     with_events = []
-    for i, span in enumerate(spans):
+    for i, span in enumerate(spans):  # upb wraps each event it hands out: one pass, no list
         events = span.events
         if events:
             with_events.append(i)
