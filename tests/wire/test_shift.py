@@ -153,3 +153,28 @@ def test_other_spellings_of_a_time_take_the_general_patch(quote: bytes) -> None:
     body = body[:first] + b'"startTimeUnixNano": ' + quote + digits + quote + body[end + 1 :]
     adjusted = shift_json(body, 3_000, FACTS, times=times_of(body))
     assert json.loads(adjusted) == expected(body, 3_000, FACTS)
+
+
+def test_per_span_shifts_move_each_span_by_its_own() -> None:
+    # Two resources (two sessions' spans) shifted differently, one span of each left alone.
+    first, _ = otel_js_body(6, session="a")
+    second, _ = otel_js_body(4, session="b")
+    doc = json.loads(first)
+    doc["resourceSpans"] += json.loads(second)["resourceSpans"]
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    shifts = [-800_000_000] * 5 + [0] + [3_000_000_000] * 3 + [0]
+    counts, total = time_counts(decode_json(body))
+    adjusted = shift_json(body, shifts, [[], []], times=(sum(counts), total), counts=counts)
+    assert len(adjusted) == len(body)  # same bytes but the digits, which keep their width
+    spans = [span for rs in json.loads(adjusted)["resourceSpans"] for span in
+             rs["scopeSpans"][0]["spans"]]
+    raw = [span for rs in doc["resourceSpans"] for span in rs["scopeSpans"][0]["spans"]]
+    for span, before, shift in zip(spans, raw, shifts, strict=True):
+        assert int(span["startTimeUnixNano"]) == int(before["startTimeUnixNano"]) + shift
+        assert int(span["endTimeUnixNano"]) == int(before["endTimeUnixNano"]) + shift
+        assert [int(e["timeUnixNano"]) for e in span["events"]] == [
+            int(e["timeUnixNano"]) + shift for e in before["events"]
+        ]
+        assert {k: v for k, v in span.items() if "Time" not in k and k != "events"} == {
+            k: v for k, v in before.items() if "Time" not in k and k != "events"
+        }
