@@ -464,6 +464,9 @@ def main(argv: list[str] | None = None) -> None:
           f"| {FORMAT1_ITEMS} (format 1) | {n_items / FORMAT1_ITEMS:.2f}× | ≤ 6 |")
     print(f"| write units per 1,000 spans | {units * per_k:.1f} | {FORMAT1_WRU * per_k:.1f} "
           f"(format 1) | {units / FORMAT1_WRU:.2f}× | ≤ 0.25× |")
+    unindexed = units - sum(wru(i) for i in index)
+    print(f"| write units per 1,000 spans, `TRACE_INDEX=false` | {unindexed * per_k:.1f} | "
+          f"{FORMAT1_WRU * per_k:.1f} (format 1) | {unindexed / FORMAT1_WRU:.2f}× | |")
     print()
     print("| part of the shifted batch's pipeline | ms | baseline | share of the baseline |")
     print("| --- | --- | --- | --- |")
@@ -484,12 +487,14 @@ def main(argv: list[str] | None = None) -> None:
     lambda_usd = batches * (duration_s * LAMBDA_MEMORY_GB * LAMBDA_GB_SECOND_USD
                             + LAMBDA_REQUEST_USD)
     ddb_usd = batches * units * DYNAMODB_WRU_USD + batches * 2 * DYNAMODB_RRU_USD
+    ddb_unindexed_usd = batches * unindexed * DYNAMODB_WRU_USD + batches * 2 * DYNAMODB_RRU_USD
     api_usd = batches * HTTP_API_REQUEST_USD
     print(f"Cost per million spans in {args.spans}-span batches (us-east-1 list prices, 2025): "
           f"Lambda arm64 ${lambda_usd:.4f} ({duration_s * 1000:.1f} ms at 1 GB: CPU measured, "
           f"plus {calls} × {DYNAMODB_ROUND_TRIP_S * 1000:.0f} ms of DynamoDB latency assumed), "
           f"DynamoDB on-demand ${ddb_usd:.4f}, API Gateway HTTP API ${api_usd:.4f}: total "
-          f"${lambda_usd + ddb_usd + api_usd:.4f}.")
+          f"${lambda_usd + ddb_usd + api_usd:.4f}; with `TRACE_INDEX=false` DynamoDB is "
+          f"${ddb_unindexed_usd:.4f}.")
     print()
     print("| codec on the JSON body | bytes | ms |")
     print("| --- | --- | --- |")

@@ -113,6 +113,13 @@ def test_trace_json_is_the_route_json(
     code, out, _ = run(capsys, "--table", seeded_table, "trace", trace, "--json")
     assert code == 0
     assert out == route_body(ddb_client, seeded_table, f"/v1/traces/{trace}") + "\n"
+    # Through its session (how a table written with TRACE_INDEX=false is read): the same.
+    code, by_session, _ = run(capsys, "--table", seeded_table, "trace", trace, "--session",
+                              "demo-behind-2d", "--json")
+    assert code == 0 and by_session == out
+    assert by_session == route_body(
+        ddb_client, seeded_table, f"/v1/traces/{trace}?session=demo-behind-2d"
+    ) + "\n"
 
 
 def test_documents_match_the_models(
@@ -168,7 +175,11 @@ def test_unknown_ids_exit_1(
     assert err.strip() == f"skewgate: unknown session 'never-seen' in table '{seeded_table}'"
     code, out, err = run(capsys, "--table", seeded_table, "trace", "f" * 32, *json_flag)
     assert (code, out) == (1, "")
-    assert "unknown trace 'ffffffff" in err
+    assert "unknown trace 'ffffffff" in err and "TRACE_INDEX=false" in err and "--session" in err
+    code, out, err = run(capsys, "--table", seeded_table, "trace", "f" * 32, "--session",
+                         "demo-behind-2d", *json_flag)
+    assert (code, out) == (1, "")
+    assert f"in session 'demo-behind-2d' in table '{seeded_table}'" in err
 
 
 def test_skew_table(capsys: pytest.CaptureFixture[str], seeded_table: str) -> None:

@@ -4,7 +4,7 @@ Commands (each takes ``--json`` to print exactly the read API's document instead
 
     skewgate sessions [--day D] [--min-offset-ms N] [--limit N] [--cursor C]
     skewgate skew SESSION_ID [--plot FILE.png|.svg|.html]
-    skewgate trace TRACE_ID
+    skewgate trace TRACE_ID [--session SESSION_ID]
     skewgate stats [--day D]
     skewgate dashboard [--port 8089]
 
@@ -313,12 +313,16 @@ def _depths(spans: list[Any]) -> dict[str, int]:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from skewgate.aws.read import trace_document
+    from skewgate.aws.read import trace_document, unknown_trace_message
 
     store = _store(args)
-    document = trace_document(store, args.trace_id)
+    document = trace_document(store, args.trace_id, session_id=args.session)
     if document is None:
-        raise CliError(f"unknown trace {args.trace_id!r} in table {store.table!r}")
+        message = f"{unknown_trace_message(store, args.trace_id, args.session)} in table " \
+                  f"{store.table!r}"
+        if args.session is None:  # the CLI cannot tell how the table was written
+            message += "; a table written with TRACE_INDEX=false finds it with --session"
+        raise CliError(message)
     if args.json:
         _print_json(document)
         return 0
@@ -530,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace = commands.add_parser("trace", parents=sub,
                                 help="raw and corrected times of every span of a trace")
     trace.add_argument("trace_id")
+    trace.add_argument("--session", metavar="SESSION_ID",
+                       help="also look through this session's batches (needed when the table "
+                            "was written with TRACE_INDEX=false)")
     trace.set_defaults(func=cmd_trace)
 
     stats = commands.add_parser("stats", parents=sub,

@@ -351,7 +351,9 @@ async function loadTrace() {
     state.traceDoc = null;
     return;
   }
-  const doc = await getJson(`/v1/traces/${encodeURIComponent(id)}`);
+  // The session it was opened from finds its batches even in a table without a trace index.
+  const hint = state.session ? `?session=${encodeURIComponent(state.session)}` : "";
+  const doc = await getJson(`/v1/traces/${encodeURIComponent(id)}${hint}`);
   if (state.trace !== id) return;
   state.traceDoc = doc;
   section.hidden = false;

@@ -325,5 +325,8 @@ def build_ingest_app(*, metrics: bool = True) -> IngestApp:
     from skewgate.aws.metrics import EmfMetricsSink
 
     settings = IngestSettings.from_env()
-    store = Store(dynamodb_client(), settings.table_name, settings.retention_seconds)
+    store = Store(
+        dynamodb_client(), settings.table_name, settings.retention_seconds,
+        index_traces=settings.trace_index,
+    )
     return IngestApp(settings, store, metrics=EmfMetricsSink() if metrics else None)

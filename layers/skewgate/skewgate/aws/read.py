@@ -3,8 +3,9 @@
 - ``GET /v1/sessions/{id}/skew[?limit=&cursor=]`` → ``{"session_id", "samples": [...]}`` in
   receipt order, read consistently so a batch is visible as soon as its 200 was sent; unknown
   session → 404.
-- ``GET /v1/traces/{id}`` → ``{"trace_id", "spans": [...]}``: raw and corrected times side by
-  side; unknown trace → 404.
+- ``GET /v1/traces/{id}[?session=]`` → ``{"trace_id", "spans": [...]}``: raw and corrected
+  times side by side; unknown trace → 404. With ``session`` the session's samples find the
+  trace's batches too (the only way when ``TRACE_INDEX`` is off).
 - ``GET /v1/sessions?day=&min_offset_ms=&limit=&cursor=`` → ``{"day", "sessions": [...]}``:
   the day's sessions (UTC day, default today), largest proven |offset| first (GSI ``ByDay``).
 - ``GET /v1/stats?day=`` → the share of batches and sessions whose offset is *proven* beyond
@@ -55,6 +56,7 @@ __all__ = [
     "skew_document",
     "stats_document",
     "trace_document",
+    "unknown_trace_message",
 ]
 
 
@@ -406,16 +408,22 @@ def _batch_trace_spans(store: Store, record: BatchRecord, trace_id: str) -> list
     return out
 
 
-def trace_document(store: Store, trace_id: str) -> TraceDocument | None:
+def trace_document(
+    store: Store, trace_id: str, *, session_id: str | None = None
+) -> TraceDocument | None:
     """Raw and corrected times of every stored span of a trace, side by side.
 
-    Only committed batches count: an index item whose batch has no marker (an attempt that
-    never committed) leads nowhere.
+    The trace index finds its batches; with ``session_id`` so do that session's samples
+    (each lists its batch's traces), which is how a trace is found in a table written with
+    ``TRACE_INDEX`` off. Only committed batches count: an index item or sample whose batch has
+    no marker (an attempt that never committed) leads nowhere.
     """
     trace_id = trace_id.lower()
     items = store.trace_items(trace_id)
+    batch_ids = {item["SK"]["S"][2:] for item in items if item["SK"]["S"].startswith("B#")}
+    if session_id is not None:
+        batch_ids.update(store.session_batches_with(session_id, trace_id))
     spans: list[TraceSpan] = []
-    batch_ids = [item["SK"]["S"][2:] for item in items if item["SK"]["S"].startswith("B#")]
     for record in sorted(
         store.get_batches(batch_ids).values(), key=lambda r: (r.received_at_ms, r.batch_id)
     ):
@@ -427,6 +435,17 @@ def trace_document(store: Store, trace_id: str) -> TraceDocument | None:
         return None
     spans.sort(key=lambda s: (int(s.raw_start_time_unix_nano), s.span_id))
     return TraceDocument(trace_id=trace_id, spans=spans)
+
+
+def unknown_trace_message(store: Store, trace_id: str, session_id: str | None) -> str:
+    """Why a trace was not found, and how to look for it when the index is off."""
+    where = f" in session {session_id!r}" if session_id is not None else ""
+    message = f"unknown trace {trace_id!r}{where}"
+    if not store.index_traces and session_id is None:
+        message += (
+            ": traces are not indexed (TRACE_INDEX=false); ask with ?session=<session id>"
+        )
+    return message
 
 
 def document_response(document: msgspec.Struct) -> dict[str, Any]:
@@ -483,9 +502,11 @@ class ReadApp:
                 return error_response(404, f"unknown session {parts[1]!r}", protobuf=False)
             return document_response(doc)
         if len(parts) == 2 and parts[0] == "traces":
-            trace = trace_document(self.store, parts[1])
+            session = query.get("session") or None
+            trace = trace_document(self.store, parts[1], session_id=session)
             if trace is None:
-                return error_response(404, f"unknown trace {parts[1]!r}", protobuf=False)
+                message = unknown_trace_message(self.store, parts[1], session)
+                return error_response(404, message, protobuf=False)
             return document_response(trace)
         return error_response(404, f"no route {request.path}", protobuf=False)
 
@@ -502,4 +523,8 @@ def build_read_app() -> ReadApp:
     from skewgate.aws.client import dynamodb_client
 
     settings = ReadSettings.from_env()
-    return ReadApp(Store(dynamodb_client(), settings.table_name, settings.retention_seconds))
+    store = Store(
+        dynamodb_client(), settings.table_name, settings.retention_seconds,
+        index_traces=settings.trace_index,
+    )
+    return ReadApp(store)

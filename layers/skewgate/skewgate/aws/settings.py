@@ -105,6 +105,10 @@ class TableSettings(_EnvModel, frozen=True, kw_only=True):
 
     table_name: Annotated[str, msgspec.Meta(min_length=3, max_length=255)]
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    #: One keys-only item per trace of every batch, so a trace is read by its id alone. It is
+    #: half of what a batch of 16-span traces costs to write; without it a trace is read
+    #: through its session (``?session=``), whose samples list their batches' traces.
+    trace_index: bool = True
 
     @property
     def retention_seconds(self) -> int:

@@ -120,11 +120,13 @@ class Store:
         retention_seconds: int = 30 * 86_400,
         *,
         call_budget_s: float = CALL_BUDGET_S,
+        index_traces: bool = True,
     ) -> None:
         self.client = client
         self.table = table_name
         self.retention_seconds = retention_seconds
         self.call_budget_s = call_budget_s
+        self.index_traces = index_traces  # write TRACE# items (TRACE_INDEX)
         self._writer_pool: Any = None
 
     # --- error mapping -------------------------------------------------------------------
@@ -192,12 +194,13 @@ class Store:
     def write_batch(
         self, plan: BatchPlan, deadline: float | None = None, *, body_written: bool = False
     ) -> None:
-        """The body chunks and trace index items, then the commit transaction.
+        """The body chunks and trace index items (unless ``index_traces`` is off), then the
+        commit transaction.
 
         ``body_written``: this attempt's chunks are already there (a re-plan that kept them).
         """
         ttl = self._ttl(plan.received_at_ms)
-        items = trace_index_items(plan.batch_id, plan.trace_ids, ttl)
+        items = trace_index_items(plan.batch_id, plan.trace_ids, ttl) if self.index_traces else []
         if not body_written:
             items = body_items(plan.batch_id, plan.attempt, plan.chunks, ttl) + items
         self.put_items(items, deadline)
@@ -384,6 +387,29 @@ class Store:
             last = response.get("LastEvaluatedKey")
             if last is None or (limit is not None and len(samples) >= limit):
                 return samples, last
+            kwargs["ExclusiveStartKey"] = last
+
+    def session_batches_with(self, session_id: str, trace_id: str) -> set[str]:
+        """The batches of a session whose sample lists ``trace_id``, or may hold it (a sample
+        lists its first traces and counts the rest)."""
+        found: set[str] = set()
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": SAMPLE_INDEX,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"SESSION#{session_id}"}},
+            "ProjectionExpression": "batch_id, trace_ids, more_traces",
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                listed = {t["S"] for t in item.get("trace_ids", {}).get("L", [])}
+                if trace_id in listed or int(item.get("more_traces", {}).get("N", "0")):
+                    found.add(item["batch_id"]["S"])
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                return found
             kwargs["ExclusiveStartKey"] = last
 
     def day_sessions(
