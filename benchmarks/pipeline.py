@@ -425,6 +425,13 @@ def main(argv: list[str] | None = None) -> None:
     synced = RequestFacts(received_at_ms=sent - 770.0)  # causality only: nothing moves
     t_synced, t_loads2 = paired(lambda: pipeline(body, JSON, synced, config),
                                 lambda: json.loads(body), repeat)
+    lean = PlanConfig(adjusted_copy=False)  # STORE_ADJUSTED_COPY=false
+    t_lean, t_loads3 = paired(lambda: pipeline(body, JSON, facts, lean),
+                              lambda: json.loads(body), repeat)
+    t_lean_pb, t_upb2 = paired(lambda: pipeline(pb_body, PROTOBUF, facts, lean), upb_round,
+                               repeat)
+    lean_transaction, lean_chunks, _ = items_of(pipeline(body, JSON, facts, lean))
+    lean_units = sum(wru(i, True) for i in lean_transaction) + sum(wru(i) for i in lean_chunks)
     plan = pipeline(body, JSON, facts, config)
     transaction, chunks, index = items_of(plan)
     raw_alone = len(pack(body, None)[0])
@@ -450,6 +457,8 @@ def main(argv: list[str] | None = None) -> None:
         ("P1 JSON pipeline / `json.loads`", t_json, t_loads, "≤ 0.8×"),
         ("P1 JSON pipeline, nothing shifted / `json.loads`", t_synced, t_loads2, ""),
         ("P2 protobuf pipeline / upb parse + serialize", t_pb, t_upb, "≤ 3×"),
+        ("P1, `STORE_ADJUSTED_COPY=false` / `json.loads`", t_lean, t_loads3, ""),
+        ("P2, `STORE_ADJUSTED_COPY=false` / upb parse + serialize", t_lean_pb, t_upb2, ""),
         ("P3 handler CPU, DynamoDB calls included / P1", t_handler, t_alone, "≤ 1.5×"),
         ("P4 ingest cold init / bare `boto3.client('dynamodb')`", t_init, t_boto, "≤ 1.3×"),
     ]
@@ -467,6 +476,8 @@ def main(argv: list[str] | None = None) -> None:
     unindexed = units - sum(wru(i) for i in index)
     print(f"| write units per 1,000 spans, `TRACE_INDEX=false` | {unindexed * per_k:.1f} | "
           f"{FORMAT1_WRU * per_k:.1f} (format 1) | {unindexed / FORMAT1_WRU:.2f}× | |")
+    print(f"| write units per 1,000 spans, both switches off | {lean_units * per_k:.1f} | "
+          f"{FORMAT1_WRU * per_k:.1f} (format 1) | {lean_units / FORMAT1_WRU:.2f}× | |")
     print()
     print("| part of the shifted batch's pipeline | ms | baseline | share of the baseline |")
     print("| --- | --- | --- | --- |")

@@ -102,6 +102,7 @@ class IngestApp:
             limits=self.limits,
             max_sessions=settings.max_sessions_per_request,
             max_traces=settings.max_traces_per_request,
+            adjusted_copy=settings.store_adjusted_copy,
         )
         self.cors = settings.cors()
         self.keys = settings.ingest_key_set()

@@ -370,9 +370,15 @@ def _format1_trace_spans(item: dict[str, Any]) -> list[TraceSpan]:
     ]
 
 
+def _moved(time_unix_nano: int, shift_ns: int) -> int:
+    """A time as the adjusted copy holds it: unset stays unset, nothing goes below 0."""
+    return max(time_unix_nano + shift_ns, 0) if time_unix_nano else 0
+
+
 def _batch_trace_spans(store: Store, record: BatchRecord, trace_id: str) -> list[TraceSpan]:
     """A trace's spans in one committed batch: raw times from the body as received,
-    corrected ones from the adjusted copy DynamoDB holds (the raw ones if nothing moved)."""
+    corrected ones from the adjusted copy DynamoDB holds, or, where none is stored (nothing
+    moved, or ``STORE_ADJUSTED_COPY`` off), the raw ones moved by their session's shift."""
     raw_body, adjusted_body = store.batch_body(record)
     shifts = record.shifts()
     raw = read_back(raw_body, record.kind, record.grouping, record.limits, shifts)
@@ -386,6 +392,9 @@ def _batch_trace_spans(store: Store, record: BatchRecord, trace_id: str) -> list
         if r.span.trace_id != trace_id:
             continue
         shift = r.shift
+        start, end = c.span.start_time_unix_nano, c.span.end_time_unix_nano
+        if adjusted_body is None and shift is not None and shift.applied:
+            start, end = _moved(start, shift.shift_ns), _moved(end, shift.shift_ns)
         out.append(
             TraceSpan(
                 span_id=r.span.span_id,
@@ -396,8 +405,8 @@ def _batch_trace_spans(store: Store, record: BatchRecord, trace_id: str) -> list
                 received_at_ms=record.received_at_ms,
                 raw_start_time_unix_nano=str(r.span.start_time_unix_nano),
                 raw_end_time_unix_nano=str(r.span.end_time_unix_nano),
-                start_time_unix_nano=str(c.span.start_time_unix_nano),
-                end_time_unix_nano=str(c.span.end_time_unix_nano),
+                start_time_unix_nano=str(start),
+                end_time_unix_nano=str(end),
                 offset_ms=shift.offset_ms if shift else 0.0,
                 lower_ms=shift.lower_ms if shift else None,
                 upper_ms=shift.upper_ms if shift else None,

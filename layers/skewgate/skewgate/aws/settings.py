@@ -149,6 +149,9 @@ class IngestSettings(TableSettings, frozen=True, kw_only=True):
     # One transaction commits a batch: 3 writes per session and the marker (≤ 100).
     max_sessions_per_request: Annotated[int, msgspec.Meta(ge=1, le=33)] = 32
     max_traces_per_request: PositiveInt = 1_000
+    #: A shifted batch's adjusted copy is stored beside the raw body (its times rewritten in
+    #: the received encoding). Off, readers derive it from raw + the stored shifts.
+    store_adjusted_copy: bool = True
 
     def _check(self) -> None:
         for name, parse in (

@@ -31,7 +31,9 @@ from skewgate.aws.codec import (
     body_prefix,
     day_update,
     from_item,
+    sample_from_item,
     sample_item,
+    sample_trace_ids,
     session_day_from_item,
     state_key,
     state_put,
@@ -383,7 +385,7 @@ class Store:
             if limit is not None:
                 kwargs["Limit"] = limit - len(samples)
             response = self._call("query", **kwargs)
-            samples.extend(from_item(SkewSample, item) for item in response.get("Items", []))
+            samples.extend(sample_from_item(item) for item in response.get("Items", []))
             last = response.get("LastEvaluatedKey")
             if last is None or (limit is not None and len(samples) >= limit):
                 return samples, last
@@ -404,8 +406,8 @@ class Store:
         while True:
             response = self._call("query", **kwargs)
             for item in response.get("Items", []):
-                listed = {t["S"] for t in item.get("trace_ids", {}).get("L", [])}
-                if trace_id in listed or int(item.get("more_traces", {}).get("N", "0")):
+                counted = int(item.get("more_traces", {}).get("N", "0"))
+                if counted or trace_id in sample_trace_ids(item.get("trace_ids")):
                     found.add(item["batch_id"]["S"])
             last = response.get("LastEvaluatedKey")
             if last is None:

@@ -102,6 +102,10 @@ class PlanConfig:
     max_session_id_bytes: int = 256
     max_sessions: int = 32
     max_traces: int = 1_000
+    #: Store a shifted batch's adjusted copy beside the raw body. Without it the copy is
+    #: derived where it is read (raw times + each session's shift): the same spans, about a
+    #: quarter fewer body bytes and no rewrite of every time at ingest.
+    adjusted_copy: bool = True
 
 
 @dataclass(slots=True)
@@ -409,10 +413,13 @@ def plan_batch(
         assert layout is not None
     else:
         scan = prepared.scan
-        try:
-            blob, layout = pack(scan.body, _adjusted(scan, sessions))
-        except PatchMismatch:  # the pieces' patch failed: the decoding way, whole
-            blob, layout = pack(scan.body, _adjusted(scan, sessions, stream=False))
+        if not config.adjusted_copy:
+            blob, layout = pack(scan.body, None)
+        else:
+            try:
+                blob, layout = pack(scan.body, _adjusted(scan, sessions))
+            except PatchMismatch:  # the pieces' patch failed: the decoding way, whole
+                blob, layout = pack(scan.body, _adjusted(scan, sessions, stream=False))
         chunks, attempt_id = _chunks(blob), attempt or secrets.token_hex(6)
     scan = prepared.scan
     rejected = scan.rejected_spans + prepared.rejected

@@ -53,7 +53,9 @@ class BodyLayout(msgspec.Struct, frozen=True, kw_only=True):
     codec: str = CODEC
     raw_size: int
     stored: int
-    adjusted_size: int = 0  # 0: no adjusted copy (nothing was shifted: adjusted is raw)
+    #: 0: no adjusted copy stored; it is the raw body with each session's shift applied
+    #: (nothing, when nothing moved; else ``STORE_ADJUSTED_COPY`` was off).
+    adjusted_size: int = 0
 
 
 def pack(
