@@ -194,3 +194,15 @@ def test_json_content_type_with_charset_and_numeric_int64() -> None:
     body = body_of(span_json(startTimeUnixNano=1000, endTimeUnixNano=2000))
     batch = decode_request(body, "application/json; charset=utf-8", None, Limits())
     assert next(batch.spans())[2].end_time_unix_nano == 2000
+
+
+def test_a_body_too_short_to_hold_too_many_messages_is_not_counted() -> None:
+    from skewgate.wire import PROTOBUF, Limits
+    from skewgate.wire.scan import scan_request
+
+    limits = Limits(max_messages=10)
+    # Empty ResourceSpans: 2 bytes each, the least a message costs its parent.
+    scan = scan_request(b"\x0a\x00" * 10, PROTOBUF, limits)  # 20 bytes: at most 10 messages
+    assert scan.span_count == 0 and scan.resource_sessions == [None] * 10
+    with pytest.raises(TooLarge, match="more than 10 messages"):
+        scan_request(b"\x0a\x00" * 11, PROTOBUF, limits)

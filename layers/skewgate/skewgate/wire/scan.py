@@ -769,7 +769,9 @@ def _scan_protobuf(data: bytes, limits: Limits) -> ScannedBatch:
         ExportTraceServiceRequest,
     )
 
-    if message_bound(data) > limits.max_messages:
+    # Every message costs its parent a tag and a length byte at least: a body of up to twice
+    # the budget cannot exceed it, and is not counted at all.
+    if len(data) > 2 * limits.max_messages and message_bound(data) > limits.max_messages:
         try:
             count = count_messages(data, limits.max_messages)
         except WireError as exc:
