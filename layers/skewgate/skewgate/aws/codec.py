@@ -168,8 +168,8 @@ def sample_item(sample: SkewSample, retention_seconds: int) -> dict[str, Any]:
 def packed_trace_ids(trace_ids: Sequence[str]) -> bytes | None:
     """Trace ids as 16 bytes each, or ``None`` if one is not 32 lowercase hex digits.
 
-    A sample is written in the commit transaction (2 write units per KB): as text its 32
-    trace ids alone are a kilobyte, a unit in two of a 512-span batch's commit.
+    A sample is written in the commit transaction (2 write units per KB): as text the 32
+    trace ids of a 512-span batch are a kilobyte, 2 of the 4 units its sample cost.
 
     >>> packed_trace_ids(["ab" * 16, "0f" * 16]).hex() == "ab" * 16 + "0f" * 16
     True
