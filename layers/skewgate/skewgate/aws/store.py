@@ -367,18 +367,22 @@ class Store:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def session_samples(
-        self, session_id: str, *, limit: int | None = None, cursor: dict[str, Any] | None = None
-    ) -> tuple[list[SkewSample], dict[str, Any] | None]:
-        """Samples in receipt order (consistent: a 200 is readable at once)."""
-        samples: list[SkewSample] = []
-        kwargs: dict[str, Any] = {
+    def _samples_query(self, session_id: str) -> dict[str, Any]:
+        """A session's samples in receipt order, read consistently (a 200 is readable)."""
+        return {
             "TableName": self.table,
             "IndexName": SAMPLE_INDEX,
             "KeyConditionExpression": "PK = :pk",
             "ExpressionAttributeValues": {":pk": {"S": f"SESSION#{session_id}"}},
             "ConsistentRead": True,
         }
+
+    def session_samples(
+        self, session_id: str, *, limit: int | None = None, cursor: dict[str, Any] | None = None
+    ) -> tuple[list[SkewSample], dict[str, Any] | None]:
+        """Samples in receipt order (consistent: a 200 is readable at once)."""
+        samples: list[SkewSample] = []
+        kwargs = self._samples_query(session_id)
         if cursor:
             kwargs["ExclusiveStartKey"] = cursor
         while True:
@@ -395,14 +399,8 @@ class Store:
         """The batches of a session whose sample lists ``trace_id``, or may hold it (a sample
         lists its first traces and counts the rest)."""
         found: set[str] = set()
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": SAMPLE_INDEX,
-            "KeyConditionExpression": "PK = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"SESSION#{session_id}"}},
-            "ProjectionExpression": "batch_id, trace_ids, more_traces",
-            "ConsistentRead": True,
-        }
+        kwargs = self._samples_query(session_id)
+        kwargs["ProjectionExpression"] = "batch_id, trace_ids, more_traces"
         while True:
             response = self._call("query", **kwargs)
             for item in response.get("Items", []):

@@ -497,30 +497,35 @@ def _non_hex(text: str) -> bytes:
     return text.encode("utf-8", "replace").translate(None, _HEX_DIGITS)
 
 
+def _span_latest(starts: list[int], ends: list[int]) -> list[int]:
+    """Each span's later time of start and end."""
+    # A span that ends before it starts is rejected; every other one is latest at its end.
+    return list(ends) if not any(map(operator.lt, ends, starts)) else list(map(max, starts, ends))
+
+
 def _event_columns(
     spans: list[Any], starts: list[int], ends: list[int]
 ) -> tuple[list[int], list[int], list[int]]:
     """Per span its latest time (start, end or event) and its count of non-zero times; and
     every event time in document order. Whole columns at a time: only
     a span with an event after its end, or an unset event time, is looked at alone."""
-    # A span that ends before it starts is rejected; every other one is latest at its end.
-    ordered = not any(map(operator.lt, ends, starts))
-    latest = list(ends) if ordered else list(map(max, starts, ends))
+    latest = _span_latest(starts, ends)
     counts = list(map(operator.add, map(bool, starts), map(bool, ends)))
     per_span = [span.events for span in spans]
     sizes = list(map(len, per_span))
     event_times = [event.time_unix_nano for event in chain.from_iterable(per_span)]
     if not event_times:
         return latest, counts, event_times
+    def owners() -> Iterator[int]:  # the span of each event time
+        return chain.from_iterable(map(repeat, range(len(spans)), sizes))
+
     if 0 in event_times:
-        owners = list(chain.from_iterable(map(repeat, range(len(spans)), sizes)))
-        for owner, time in zip(owners, event_times, strict=True):
+        for owner, time in zip(owners(), event_times, strict=True):
             counts[owner] += time != 0
     else:
         counts = list(map(operator.add, counts, sizes))
     if any(map(operator.gt, event_times, chain.from_iterable(map(repeat, latest, sizes)))):
-        owners = list(chain.from_iterable(map(repeat, range(len(spans)), sizes)))
-        for owner, time in zip(owners, event_times, strict=True):
+        for owner, time in zip(owners(), event_times, strict=True):
             if time > latest[owner]:
                 latest[owner] = time
     return latest, counts, event_times
@@ -810,9 +815,7 @@ def _pb_columns(spans: list[Any], resources: list[int], out: _Columns) -> None:
     parents = [span.parent_span_id for span in spans]
     starts = [span.start_time_unix_nano for span in spans]
     ends = [span.end_time_unix_nano for span in spans]
-    latest = list(ends) if not any(map(operator.lt, ends, starts)) else list(
-        map(max, starts, ends)
-    )
+    latest = _span_latest(starts, ends)
     with_events = []
     for i, span in enumerate(spans):  # upb wraps each event it hands out: one pass, no list
         events = span.events

@@ -201,10 +201,7 @@ def _patch(
             ]
         return b"".join(parts)
     assert counts is not None
-    per_time: list[int] = []
-    for span_shift, count in zip(shifts, counts, strict=True):
-        per_time.extend([span_shift] * count)
-    nonzero = iter(per_time)
+    nonzero = iter(_per_time(shifts, counts))
     patched = []
     for v, d in zip(values, digits, strict=True):
         if v:
@@ -214,6 +211,11 @@ def _patch(
             patched.append(d)
     parts[2::3] = patched
     return b"".join(parts)
+
+
+def _per_time(shifts: Sequence[int], counts: Sequence[int]) -> list[int]:
+    """Each span's shift, once per non-zero time it holds: the shifts in time order."""
+    return list(chain.from_iterable(map(repeat, shifts, counts)))
 
 
 def _patch_quoted(
@@ -232,7 +234,7 @@ def _patch_quoted(
         moved = list(map(shift.__add__, values))
     else:
         assert counts is not None
-        per_time = list(chain.from_iterable(map(repeat, shifts, counts)))
+        per_time = _per_time(shifts, counts)
         if len(per_time) != len(values):
             return None
         moved = list(map(operator.add, values, per_time))
